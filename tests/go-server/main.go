@@ -1,0 +1,3 @@
+package main
+import _ "github.com/philippseith/signalr"
+func main(){}
