@@ -5,7 +5,18 @@
 
 pub mod error;
 pub mod handshake;
+pub mod hub_protocol;
+pub mod json;
+pub mod message;
+pub mod msgpack;
 pub mod negotiate;
 pub mod transports;
+pub mod value;
 
 pub use error::ProtocolError;
+pub use hub_protocol::{HubProtocol, MessageDecoder, DEFAULT_MAX_MESSAGE_SIZE};
+pub use message::{
+    CancelInvocation, Close, Completion, CompletionOutcome, Headers, HubMessage, Invocation,
+    Payload, StreamInvocation, StreamItem,
+};
+pub use value::{Timestamp, Value};

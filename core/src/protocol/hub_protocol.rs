@@ -1,0 +1,217 @@
+//! The choice of hub protocol, and incremental decoding of what a transport delivers.
+
+use bytes::{Buf, Bytes, BytesMut};
+use serde::Serialize;
+
+use super::error::ProtocolError;
+use super::message::{HubMessage, Payload};
+use super::transports::TransferFormat;
+use super::{json, msgpack};
+
+/// The default largest hub message accepted from a peer (1 MiB).
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 1024 * 1024;
+
+/// A hub protocol: how hub messages become bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HubProtocol {
+    /// `json`: UTF-8 JSON text, messages separated by 0x1E.
+    Json,
+    /// `messagepack`: binary MessagePack arrays with VarInt length prefixes.
+    MessagePack,
+}
+
+impl HubProtocol {
+    /// The name sent in the handshake.
+    pub fn name(self) -> &'static str {
+        match self {
+            HubProtocol::Json => "json",
+            HubProtocol::MessagePack => "messagepack",
+        }
+    }
+
+    /// The protocol a handshake names, if this client speaks it.
+    pub fn from_name(name: &str) -> Option<HubProtocol> {
+        match name {
+            "json" => Some(HubProtocol::Json),
+            "messagepack" => Some(HubProtocol::MessagePack),
+            _ => None,
+        }
+    }
+
+    /// Text for JSON, binary for MessagePack.
+    pub fn transfer_format(self) -> TransferFormat {
+        match self {
+            HubProtocol::Json => TransferFormat::Text,
+            HubProtocol::MessagePack => TransferFormat::Binary,
+        }
+    }
+
+    /// Appends one framed message to `out`.
+    ///
+    /// ```
+    /// use hublink::protocol::{HubMessage, HubProtocol};
+    /// let mut out = Vec::new();
+    /// HubProtocol::MessagePack.write_message(&HubMessage::Ping, &mut out).unwrap();
+    /// assert_eq!(out, [0x02, 0x91, 0x06]);
+    /// ```
+    pub fn write_message(
+        self,
+        message: &HubMessage,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ProtocolError> {
+        match self {
+            HubProtocol::Json => json::write_message(message, out),
+            HubProtocol::MessagePack => msgpack::write_message(message, out),
+        }
+    }
+
+    /// Serializes a caller's value in this protocol's encoding.
+    pub fn payload<T: Serialize + ?Sized>(self, value: &T) -> Result<Payload, ProtocolError> {
+        match self {
+            HubProtocol::Json => Payload::json(value),
+            HubProtocol::MessagePack => Payload::messagepack(value),
+        }
+    }
+
+    /// A decoder for the bytes a peer sends, refusing messages above `max_message_size`.
+    pub fn decoder(self, max_message_size: usize) -> MessageDecoder {
+        MessageDecoder {
+            protocol: self,
+            buffer: BytesMut::new(),
+            scanned: 0,
+            max_message_size,
+        }
+    }
+
+    /// Decodes a buffer that holds only whole messages, as a WebSocket frame or a poll
+    /// response does. A message cut short at the end is an error.
+    pub fn parse_messages(
+        self,
+        data: &[u8],
+        max_message_size: usize,
+    ) -> Result<Vec<HubMessage>, ProtocolError> {
+        let mut decoder = self.decoder(max_message_size);
+        decoder.push(data);
+        let mut messages = Vec::new();
+        while let Some(m) = decoder.next_message()? {
+            messages.push(m);
+        }
+        decoder.finish()?;
+        Ok(messages)
+    }
+}
+
+/// Turns the bytes a transport delivers into hub messages, however they were split.
+///
+/// One transport message may carry several hub messages, and on byte-stream transports a hub
+/// message may arrive in pieces: push bytes as they come, then take messages until `None`.
+///
+/// ```
+/// use hublink::protocol::{HubMessage, HubProtocol};
+/// let mut decoder = HubProtocol::Json.decoder(1024);
+/// decoder.push(b"{\"type\":6}\x1e{\"ty");
+/// assert!(matches!(decoder.next_message(), Ok(Some(HubMessage::Ping))));
+/// assert!(matches!(decoder.next_message(), Ok(None)));
+/// decoder.push(b"pe\":6}\x1e");
+/// assert!(matches!(decoder.next_message(), Ok(Some(HubMessage::Ping))));
+/// ```
+#[derive(Debug)]
+pub struct MessageDecoder {
+    protocol: HubProtocol,
+    buffer: BytesMut,
+    /// JSON: how many buffered bytes are known to hold no separator.
+    scanned: usize,
+    max_message_size: usize,
+}
+
+impl MessageDecoder {
+    /// Adds bytes received from the transport.
+    pub fn push(&mut self, data: &[u8]) {
+        self.buffer.extend_from_slice(data);
+    }
+
+    /// The next complete message, `Ok(None)` when more bytes are needed.
+    ///
+    /// Messages of unknown types are skipped, as the official clients do. After an error the
+    /// decoder should be dropped: the stream can no longer be trusted.
+    pub fn next_message(&mut self) -> Result<Option<HubMessage>, ProtocolError> {
+        loop {
+            let Some(frame) = self.next_frame()? else {
+                return Ok(None);
+            };
+            let parsed = match self.protocol {
+                HubProtocol::Json => json::parse_record(&frame)?,
+                HubProtocol::MessagePack => msgpack::parse_body(&frame)?,
+            };
+            if let Some(message) = parsed {
+                return Ok(Some(message));
+            }
+        }
+    }
+
+    /// Checks that nothing but whole messages was pushed.
+    pub fn finish(&self) -> Result<(), ProtocolError> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        match self.protocol {
+            HubProtocol::Json => Err(ProtocolError::Incomplete),
+            HubProtocol::MessagePack => match msgpack::read_length_prefix(&self.buffer)? {
+                None => Err(ProtocolError::BadLengthPrefix),
+                Some(_) => Err(ProtocolError::Incomplete),
+            },
+        }
+    }
+
+    /// Bytes received but not yet part of a whole message.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    fn next_frame(&mut self) -> Result<Option<Bytes>, ProtocolError> {
+        match self.protocol {
+            HubProtocol::Json => {
+                let found = memchr::memchr(json::RECORD_SEPARATOR, &self.buffer[self.scanned..]);
+                match found {
+                    Some(offset) => {
+                        let end = self.scanned + offset;
+                        self.scanned = 0;
+                        if end > self.max_message_size {
+                            return Err(self.too_large(end));
+                        }
+                        let record = self.buffer.split_to(end).freeze();
+                        self.buffer.advance(1);
+                        Ok(Some(record))
+                    }
+                    None => {
+                        self.scanned = self.buffer.len();
+                        if self.buffer.len() > self.max_message_size {
+                            return Err(self.too_large(self.buffer.len()));
+                        }
+                        Ok(None)
+                    }
+                }
+            }
+            HubProtocol::MessagePack => {
+                let Some((len, prefix)) = msgpack::read_length_prefix(&self.buffer)? else {
+                    return Ok(None);
+                };
+                if len > self.max_message_size {
+                    return Err(self.too_large(len));
+                }
+                if self.buffer.len() < prefix + len {
+                    return Ok(None);
+                }
+                self.buffer.advance(prefix);
+                Ok(Some(self.buffer.split_to(len).freeze()))
+            }
+        }
+    }
+
+    fn too_large(&self, size: usize) -> ProtocolError {
+        ProtocolError::MessageTooLarge {
+            size,
+            max: self.max_message_size,
+        }
+    }
+}

@@ -1,0 +1,435 @@
+//! The JSON hub protocol: one JSON object per message, each followed by 0x1E.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::ser::{Error as _, SerializeMap, SerializeSeq, Serializer};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::error::ProtocolError;
+use super::message::*;
+use super::msgpack;
+use super::value::Value;
+
+/// The record separator that ends every JSON message.
+pub const RECORD_SEPARATOR: u8 = 0x1e;
+
+/// Writes one message followed by the record separator.
+pub fn write_message(message: &HubMessage, out: &mut Vec<u8>) -> Result<(), ProtocolError> {
+    out.extend_from_slice(b"{\"type\":");
+    out.extend_from_slice(itoa_u8(message.type_id()).as_bytes());
+    match message {
+        HubMessage::Invocation(m) => {
+            if let Some(id) = &m.invocation_id {
+                write_field_str(out, "invocationId", id);
+            }
+            write_call(out, &m.target, &m.arguments, &m.stream_ids)?;
+            write_headers(out, &m.headers);
+        }
+        HubMessage::StreamInvocation(m) => {
+            write_field_str(out, "invocationId", &m.invocation_id);
+            write_call(out, &m.target, &m.arguments, &m.stream_ids)?;
+            write_headers(out, &m.headers);
+        }
+        HubMessage::StreamItem(m) => {
+            write_field_str(out, "invocationId", &m.invocation_id);
+            out.extend_from_slice(b",\"item\":");
+            write_payload(out, &m.item)?;
+            write_headers(out, &m.headers);
+        }
+        HubMessage::Completion(m) => {
+            write_field_str(out, "invocationId", &m.invocation_id);
+            match &m.outcome {
+                CompletionOutcome::Void => {}
+                CompletionOutcome::Result(p) => {
+                    out.extend_from_slice(b",\"result\":");
+                    write_payload(out, p)?;
+                }
+                CompletionOutcome::Error(e) => write_field_str(out, "error", e),
+            }
+            write_headers(out, &m.headers);
+        }
+        HubMessage::CancelInvocation(m) => {
+            write_field_str(out, "invocationId", &m.invocation_id);
+            write_headers(out, &m.headers);
+        }
+        HubMessage::Ping => {}
+        HubMessage::Close(c) => {
+            if let Some(e) = &c.error {
+                write_field_str(out, "error", e);
+            }
+            if let Some(allow) = c.allow_reconnect {
+                out.extend_from_slice(b",\"allowReconnect\":");
+                out.extend_from_slice(if allow { b"true" } else { b"false" });
+            }
+        }
+        HubMessage::Ack { sequence_id } | HubMessage::Sequence { sequence_id } => {
+            out.extend_from_slice(b",\"sequenceId\":");
+            out.extend_from_slice(sequence_id.to_string().as_bytes());
+        }
+    }
+    out.push(b'}');
+    out.push(RECORD_SEPARATOR);
+    Ok(())
+}
+
+fn itoa_u8(n: u8) -> &'static str {
+    ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"][usize::from(n)]
+}
+
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(&mut *out, s).expect("writing a string to a Vec cannot fail");
+}
+
+fn write_field_str(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+    write_str(out, value);
+}
+
+fn write_call(
+    out: &mut Vec<u8>,
+    target: &str,
+    arguments: &[Payload],
+    stream_ids: &Option<Vec<String>>,
+) -> Result<(), ProtocolError> {
+    write_field_str(out, "target", target);
+    out.extend_from_slice(b",\"arguments\":[");
+    for (i, arg) in arguments.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_payload(out, arg)?;
+    }
+    out.push(b']');
+    if let Some(ids) = stream_ids {
+        out.extend_from_slice(b",\"streamIds\":[");
+        for (i, id) in ids.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_str(out, id);
+        }
+        out.push(b']');
+    }
+    Ok(())
+}
+
+fn write_headers(out: &mut Vec<u8>, headers: &Headers) {
+    if headers.is_empty() {
+        return;
+    }
+    out.extend_from_slice(b",\"headers\":{");
+    for (i, (k, v)) in headers.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, k);
+        out.push(b':');
+        write_str(out, v);
+    }
+    out.push(b'}');
+}
+
+/// Writes a payload as JSON text, transcoding it when it was encoded for the other protocol.
+pub fn write_payload(out: &mut Vec<u8>, payload: &Payload) -> Result<(), ProtocolError> {
+    match payload {
+        Payload::Json(text) => {
+            out.extend_from_slice(text);
+            Ok(())
+        }
+        Payload::Value(v) => write_value(v, out),
+        Payload::MessagePack(bytes) => write_value(&msgpack::read_value(bytes)?, out),
+    }
+}
+
+/// Writes a [`Value`] as JSON: bytes as base64 and timestamps as ISO-8601 text, as .NET does.
+pub fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<(), ProtocolError> {
+    serde_json::to_writer(&mut *out, &JsonValue(value))
+        .map_err(|e| ProtocolError::Encode(e.to_string()))
+}
+
+/// Reads the JSON text of one value into a [`Value`], keeping the order of object keys.
+pub fn read_value(text: &[u8]) -> Result<Value, ProtocolError> {
+    let ValueFromJson(v) =
+        serde_json::from_slice(text).map_err(|e| ProtocolError::Payload(e.to_string()))?;
+    Ok(v)
+}
+
+struct JsonValue<'a>(&'a Value);
+
+impl Serialize for JsonValue<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Null => s.serialize_unit(),
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::Int(n) => s.serialize_i64(*n),
+            Value::UInt(n) => s.serialize_u64(*n),
+            Value::F32(f) if f.is_finite() => s.serialize_f32(*f),
+            Value::F64(f) if f.is_finite() => s.serialize_f64(*f),
+            Value::F32(_) | Value::F64(_) => Err(S::Error::custom(
+                "JSON cannot carry NaN or infinite numbers",
+            )),
+            Value::String(text) => s.serialize_str(text),
+            Value::Binary(bytes) => {
+                s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+            }
+            Value::Timestamp(t) => s.serialize_str(&t.to_rfc3339()),
+            Value::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(&JsonValue(item))?;
+                }
+                seq.end()
+            }
+            Value::Map(entries) => {
+                let mut map = s.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries {
+                    match k {
+                        Value::String(key) => map.serialize_entry(key, &JsonValue(v))?,
+                        other => {
+                            return Err(S::Error::custom(format!(
+                                "JSON object keys must be strings, not {other:?}"
+                            )))
+                        }
+                    }
+                }
+                map.end()
+            }
+            Value::Extension(kind, _) => Err(S::Error::custom(format!(
+                "JSON cannot carry the MessagePack extension type {kind}"
+            ))),
+        }
+    }
+}
+
+struct ValueFromJson(Value);
+
+impl<'de> Deserialize<'de> for ValueFromJson {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ValueVisitor).map(ValueFromJson)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Int(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from_u64(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::F64(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(ValueFromJson(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut entries = Vec::new();
+        while let Some((k, ValueFromJson(v))) = map.next_entry::<String, ValueFromJson>()? {
+            entries.push((Value::String(k), v));
+        }
+        Ok(Value::Map(entries))
+    }
+}
+
+/// The fields of any JSON hub message, borrowed from the received text where possible.
+#[derive(Deserialize)]
+struct WireMessage<'a> {
+    #[serde(rename = "type")]
+    message_type: Option<&'a RawValue>,
+    #[serde(rename = "invocationId", borrow)]
+    invocation_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    target: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    arguments: Option<Vec<&'a RawValue>>,
+    #[serde(rename = "streamIds")]
+    stream_ids: Option<Vec<String>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    item: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    result: Option<&'a RawValue>,
+    error: Option<String>,
+    #[serde(default, deserialize_with = "ordered_headers")]
+    headers: Headers,
+    #[serde(rename = "allowReconnect")]
+    allow_reconnect: Option<bool>,
+    #[serde(rename = "sequenceId")]
+    sequence_id: Option<u64>,
+}
+
+/// Keeps `null` as a present value: a `"result": null` is a result, not a void completion.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+fn ordered_headers<'de, D: Deserializer<'de>>(d: D) -> Result<Headers, D::Error> {
+    struct HeadersVisitor;
+    impl<'de> Visitor<'de> for HeadersVisitor {
+        type Value = Headers;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an object of string values")
+        }
+        fn visit_unit<E>(self) -> Result<Headers, E> {
+            Ok(Headers::new())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Headers, A::Error> {
+            let mut headers = Headers::new();
+            while let Some(entry) = map.next_entry::<String, String>()? {
+                headers.push(entry);
+            }
+            Ok(headers)
+        }
+    }
+    d.deserialize_any(HeadersVisitor)
+}
+
+/// Parses one record (the text between separators, without the 0x1E).
+///
+/// Returns `Ok(None)` for a message type this client does not know: future protocol versions
+/// may add types, and the official clients ignore them.
+pub fn parse_record(record: &Bytes) -> Result<Option<HubMessage>, ProtocolError> {
+    let wire: WireMessage = serde_json::from_slice(record)
+        .map_err(|e| ProtocolError::invalid(format!("Invalid payload: {e}.")))?;
+    let payload = |raw: &RawValue| Payload::Json(record.slice_ref(raw.get().as_bytes()));
+    let message_type = wire
+        .message_type
+        .ok_or_else(|| ProtocolError::invalid("Invalid payload."))?;
+    let message_type: u64 = serde_json::from_str(message_type.get())
+        .map_err(|_| ProtocolError::invalid("Invalid payload."))?;
+    let id_for = |kind: &str| -> Result<String, ProtocolError> {
+        match &wire.invocation_id {
+            Some(id) if !id.is_empty() => Ok(id.to_string()),
+            _ => Err(invalid_for(kind)),
+        }
+    };
+    let message = match message_type {
+        1 | 4 => {
+            let kind = if message_type == 1 {
+                "Invocation"
+            } else {
+                "StreamInvocation"
+            };
+            let target = match &wire.target {
+                Some(t) if !t.is_empty() => t.to_string(),
+                _ => return Err(invalid_for(kind)),
+            };
+            let arguments: Vec<Payload> = wire
+                .arguments
+                .as_ref()
+                .ok_or_else(|| invalid_for(kind))?
+                .iter()
+                .map(|raw| payload(raw))
+                .collect();
+            if message_type == 1 {
+                let invocation_id = match &wire.invocation_id {
+                    None => None,
+                    Some(_) => Some(id_for(kind)?),
+                };
+                HubMessage::Invocation(Invocation {
+                    invocation_id,
+                    target,
+                    arguments,
+                    stream_ids: wire.stream_ids,
+                    headers: wire.headers,
+                })
+            } else {
+                HubMessage::StreamInvocation(StreamInvocation {
+                    invocation_id: id_for(kind)?,
+                    target,
+                    arguments,
+                    stream_ids: wire.stream_ids,
+                    headers: wire.headers,
+                })
+            }
+        }
+        2 => HubMessage::StreamItem(StreamItem {
+            invocation_id: id_for("StreamItem")?,
+            item: payload(wire.item.ok_or_else(|| invalid_for("StreamItem"))?),
+            headers: wire.headers,
+        }),
+        3 => {
+            let invocation_id = id_for("Completion")?;
+            let error = wire.error.filter(|e| !e.is_empty());
+            let outcome = match (error, wire.result) {
+                (Some(_), Some(result)) if is_truthy(result) => {
+                    return Err(invalid_for("Completion"))
+                }
+                (Some(error), _) => CompletionOutcome::Error(error),
+                (None, Some(result)) => CompletionOutcome::Result(payload(result)),
+                (None, None) => CompletionOutcome::Void,
+            };
+            HubMessage::Completion(Completion {
+                invocation_id,
+                outcome,
+                headers: wire.headers,
+            })
+        }
+        5 => HubMessage::CancelInvocation(CancelInvocation {
+            invocation_id: id_for("CancelInvocation")?,
+            headers: wire.headers,
+        }),
+        6 => HubMessage::Ping,
+        7 => HubMessage::Close(Close {
+            error: wire.error.filter(|e| !e.is_empty()),
+            allow_reconnect: wire.allow_reconnect,
+        }),
+        8 | 9 => {
+            let sequence_id = wire
+                .sequence_id
+                .ok_or_else(|| invalid_for(if message_type == 8 { "Ack" } else { "Sequence" }))?;
+            if message_type == 8 {
+                HubMessage::Ack { sequence_id }
+            } else {
+                HubMessage::Sequence { sequence_id }
+            }
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(message))
+}
+
+fn invalid_for(kind: &str) -> ProtocolError {
+    ProtocolError::invalid(format!("Invalid payload for {kind} message."))
+}
+
+/// JavaScript truthiness of a JSON value, which the official client uses to reject a
+/// Completion that carries both a result and an error.
+fn is_truthy(raw: &RawValue) -> bool {
+    !matches!(
+        raw.get().trim(),
+        "null" | "false" | "0" | "\"\"" | "-0" | "0.0"
+    )
+}

@@ -1,0 +1,183 @@
+//! A dynamic value that can hold everything MessagePack can carry.
+//!
+//! Bindings (Python, Kotlin, Swift, JavaScript) exchange arguments and results as [`Value`]s.
+//! Rust callers normally use serde types instead and never build this tree.
+
+use std::fmt;
+
+/// A point in time as the MessagePack timestamp extension (type -1) carries it.
+///
+/// ```
+/// use hublink::protocol::value::Timestamp;
+/// let t = Timestamp::new(1_514_805_840, 0).unwrap(); // 2018-01-01T11:24:00Z
+/// assert_eq!(t.to_rfc3339(), "2018-01-01T11:24:00Z");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp {
+    seconds: i64,
+    nanoseconds: u32,
+}
+
+impl Timestamp {
+    /// Seconds since the Unix epoch and the nanoseconds within that second (below 10⁹).
+    pub fn new(seconds: i64, nanoseconds: u32) -> Option<Self> {
+        (nanoseconds < 1_000_000_000).then_some(Timestamp {
+            seconds,
+            nanoseconds,
+        })
+    }
+
+    /// Whole seconds since the Unix epoch (negative before 1970).
+    pub fn seconds(&self) -> i64 {
+        self.seconds
+    }
+
+    /// Nanoseconds within the second, always below 10⁹.
+    pub fn nanoseconds(&self) -> u32 {
+        self.nanoseconds
+    }
+
+    /// The ISO-8601 / RFC 3339 text .NET writes for a UTC `DateTime` in JSON, e.g.
+    /// `2000-01-01T00:00:00Z`, with a fraction only when there is one.
+    pub fn to_rfc3339(&self) -> String {
+        let format = time::format_description::well_known::Rfc3339;
+        match time::OffsetDateTime::from_unix_timestamp(self.seconds)
+            .map(|t| t + time::Duration::nanoseconds(i64::from(self.nanoseconds)))
+        {
+            Ok(t) => t
+                .format(&format)
+                .unwrap_or_else(|_| format!("{}.{:09}", self.seconds, self.nanoseconds)),
+            Err(_) => format!("{}.{:09}", self.seconds, self.nanoseconds),
+        }
+    }
+}
+
+/// A dynamic value: the union of what JSON and MessagePack can carry.
+///
+/// Maps keep their order and may have keys that are not strings (MessagePack allows it).
+/// Integers keep their full 64-bit range, signed and unsigned.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Value {
+    /// JSON `null`, MessagePack nil.
+    #[default]
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// A signed integer (negative numbers, and what fits in `i64`).
+    Int(i64),
+    /// An unsigned integer above `i64::MAX`.
+    UInt(u64),
+    /// A 32-bit float (MessagePack `float 32`).
+    F32(f32),
+    /// A 64-bit float.
+    F64(f64),
+    /// A UTF-8 string.
+    String(String),
+    /// Bytes: MessagePack `bin`; base64 text in JSON, as .NET writes `byte[]`.
+    Binary(Vec<u8>),
+    /// An array.
+    Array(Vec<Value>),
+    /// A map, in the order it was received or built.
+    Map(Vec<(Value, Value)>),
+    /// A timestamp: the MessagePack timestamp extension; ISO-8601 text in JSON.
+    Timestamp(Timestamp),
+    /// Any other MessagePack extension type, kept as is.
+    Extension(i8, Vec<u8>),
+}
+
+impl Value {
+    /// An integer value, choosing [`Value::Int`] or [`Value::UInt`] by range.
+    pub fn from_u64(n: u64) -> Value {
+        i64::try_from(n).map_or(Value::UInt(n), Value::Int)
+    }
+
+    /// The string, if this is one.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The value of `key` in a map with string keys.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        match self {
+            Value::Map(entries) => entries
+                .iter()
+                .find(|(k, _)| k.as_str() == Some(key))
+                .map(|(_, v)| v),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+macro_rules! value_from {
+    ($($t:ty => $variant:ident via $conv:expr),* $(,)?) => {
+        $(impl From<$t> for Value {
+            fn from(v: $t) -> Value {
+                Value::$variant($conv(v))
+            }
+        })*
+    };
+}
+
+value_from! {
+    bool => Bool via std::convert::identity,
+    i8 => Int via i64::from,
+    i16 => Int via i64::from,
+    i32 => Int via i64::from,
+    i64 => Int via std::convert::identity,
+    u8 => Int via i64::from,
+    u16 => Int via i64::from,
+    u32 => Int via i64::from,
+    f32 => F32 via std::convert::identity,
+    f64 => F64 via std::convert::identity,
+    String => String via std::convert::identity,
+    &str => String via str::to_owned,
+    Vec<u8> => Binary via std::convert::identity,
+    Vec<Value> => Array via std::convert::identity,
+    Timestamp => Timestamp via std::convert::identity,
+}
+
+impl From<u64> for Value {
+    fn from(v: u64) -> Value {
+        Value::from_u64(v)
+    }
+}
+
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Value {
+        v.map_or(Value::Null, Into::into)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_format_like_dotnet() {
+        let cases = [
+            (946_684_800, 0, "2000-01-01T00:00:00Z"),
+            (1_514_805_840, 0, "2018-01-01T11:24:00Z"),
+            (0, 500_000_000, "1970-01-01T00:00:00.5Z"),
+            (-1, 0, "1969-12-31T23:59:59Z"),
+        ];
+        for (s, n, text) in cases {
+            assert_eq!(Timestamp::new(s, n).unwrap().to_rfc3339(), text);
+        }
+        assert!(Timestamp::new(0, 1_000_000_000).is_none());
+    }
+
+    #[test]
+    fn integers_choose_signed_when_they_fit() {
+        assert_eq!(Value::from(5u64), Value::Int(5));
+        assert_eq!(Value::from(u64::MAX), Value::UInt(u64::MAX));
+    }
+}
