@@ -6,7 +6,9 @@
 pub mod error;
 pub mod handshake;
 pub mod hub_protocol;
+pub mod invocations;
 pub mod json;
+pub mod keep_alive;
 pub mod message;
 pub mod msgpack;
 pub mod negotiate;
