@@ -8,9 +8,12 @@ use thiserror::Error;
 /// so users searching for an error find the same answers.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ProtocolError {
-    /// A frame ended before the message it announced was complete.
+    /// A text buffer ended without the record separator of its last message.
     #[error("Message is incomplete.")]
     Incomplete,
+    /// A MessagePack buffer ended before the body its length prefix announced.
+    #[error("Incomplete message.")]
+    IncompleteFrame,
     /// A MessagePack length prefix could not be read.
     #[error("Cannot read message size.")]
     BadLengthPrefix,

@@ -84,7 +84,8 @@ impl HubProtocol {
     }
 
     /// Decodes a buffer that holds only whole messages, as a WebSocket frame or a poll
-    /// response does. A message cut short at the end is an error.
+    /// response does. Like the official client, it checks the framing of the whole buffer
+    /// before parsing any message, so a buffer cut short fails as a whole.
     pub fn parse_messages(
         self,
         data: &[u8],
@@ -92,12 +93,25 @@ impl HubProtocol {
     ) -> Result<Vec<HubMessage>, ProtocolError> {
         let mut decoder = self.decoder(max_message_size);
         decoder.push(data);
-        let mut messages = Vec::new();
-        while let Some(m) = decoder.next_message()? {
-            messages.push(m);
+        let mut frames = Vec::new();
+        while let Some(frame) = decoder.next_frame()? {
+            frames.push(frame);
         }
         decoder.finish()?;
+        let mut messages = Vec::with_capacity(frames.len());
+        for frame in &frames {
+            if let Some(message) = self.parse_frame(frame)? {
+                messages.push(message);
+            }
+        }
         Ok(messages)
+    }
+
+    fn parse_frame(self, frame: &Bytes) -> Result<Option<HubMessage>, ProtocolError> {
+        match self {
+            HubProtocol::Json => json::parse_record(frame),
+            HubProtocol::MessagePack => msgpack::parse_body(frame),
+        }
     }
 }
 
@@ -139,11 +153,7 @@ impl MessageDecoder {
             let Some(frame) = self.next_frame()? else {
                 return Ok(None);
             };
-            let parsed = match self.protocol {
-                HubProtocol::Json => json::parse_record(&frame)?,
-                HubProtocol::MessagePack => msgpack::parse_body(&frame)?,
-            };
-            if let Some(message) = parsed {
+            if let Some(message) = self.protocol.parse_frame(&frame)? {
                 return Ok(Some(message));
             }
         }
@@ -158,7 +168,7 @@ impl MessageDecoder {
             HubProtocol::Json => Err(ProtocolError::Incomplete),
             HubProtocol::MessagePack => match msgpack::read_length_prefix(&self.buffer)? {
                 None => Err(ProtocolError::BadLengthPrefix),
-                Some(_) => Err(ProtocolError::Incomplete),
+                Some(_) => Err(ProtocolError::IncompleteFrame),
             },
         }
     }

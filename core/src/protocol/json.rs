@@ -1,6 +1,5 @@
 //! The JSON hub protocol: one JSON object per message, each followed by 0x1E.
 
-use std::borrow::Cow;
 use std::fmt;
 
 use base64::Engine as _;
@@ -264,30 +263,42 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 }
 
-/// The fields of any JSON hub message, borrowed from the received text where possible.
+/// The fields of any JSON hub message, borrowed from the received text.
+///
+/// Scalars stay raw until the message type is known, so a field of the wrong type gets the
+/// official client's error for that message type rather than a generic one.
 #[derive(Deserialize)]
 struct WireMessage<'a> {
-    #[serde(rename = "type")]
+    #[serde(rename = "type", borrow)]
     message_type: Option<&'a RawValue>,
     #[serde(rename = "invocationId", borrow)]
-    invocation_id: Option<Cow<'a, str>>,
+    invocation_id: Option<&'a RawValue>,
     #[serde(borrow)]
-    target: Option<Cow<'a, str>>,
+    target: Option<&'a RawValue>,
     #[serde(borrow)]
     arguments: Option<Vec<&'a RawValue>>,
-    #[serde(rename = "streamIds")]
-    stream_ids: Option<Vec<String>>,
+    #[serde(rename = "streamIds", borrow)]
+    stream_ids: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "present")]
     item: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "present")]
     result: Option<&'a RawValue>,
-    error: Option<String>,
-    #[serde(default, deserialize_with = "ordered_headers")]
-    headers: Headers,
-    #[serde(rename = "allowReconnect")]
-    allow_reconnect: Option<bool>,
-    #[serde(rename = "sequenceId")]
-    sequence_id: Option<u64>,
+    #[serde(borrow)]
+    error: Option<&'a RawValue>,
+    #[serde(borrow)]
+    headers: Option<&'a RawValue>,
+    #[serde(rename = "allowReconnect", borrow)]
+    allow_reconnect: Option<&'a RawValue>,
+    #[serde(rename = "sequenceId", borrow)]
+    sequence_id: Option<&'a RawValue>,
+}
+
+/// A raw field read as `T`, `None` when it has another type.
+fn field<T: for<'de> Deserialize<'de>>(raw: Option<&RawValue>) -> Option<Option<T>> {
+    match raw {
+        None => Some(None),
+        Some(raw) => serde_json::from_str(raw.get()).ok().map(Some),
+    }
 }
 
 /// Keeps `null` as a present value: a `"result": null` is a result, not a void completion.
@@ -295,25 +306,36 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::
     <&RawValue>::deserialize(d).map(Some)
 }
 
-fn ordered_headers<'de, D: Deserializer<'de>>(d: D) -> Result<Headers, D::Error> {
-    struct HeadersVisitor;
-    impl<'de> Visitor<'de> for HeadersVisitor {
-        type Value = Headers;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("an object of string values")
-        }
-        fn visit_unit<E>(self) -> Result<Headers, E> {
-            Ok(Headers::new())
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Headers, A::Error> {
-            let mut headers = Headers::new();
-            while let Some(entry) = map.next_entry::<String, String>()? {
-                headers.push(entry);
+fn ordered_headers(raw: Option<&RawValue>) -> Option<Headers> {
+    struct OrderedHeaders(Headers);
+    impl<'de> Deserialize<'de> for OrderedHeaders {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct HeadersVisitor;
+            impl<'de> Visitor<'de> for HeadersVisitor {
+                type Value = Headers;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("an object of string values")
+                }
+                fn visit_unit<E>(self) -> Result<Headers, E> {
+                    Ok(Headers::new())
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Headers, A::Error> {
+                    let mut headers = Headers::new();
+                    while let Some(entry) = map.next_entry::<String, String>()? {
+                        headers.push(entry);
+                    }
+                    Ok(headers)
+                }
             }
-            Ok(headers)
+            d.deserialize_any(HeadersVisitor).map(OrderedHeaders)
         }
     }
-    d.deserialize_any(HeadersVisitor)
+    match raw {
+        None => Some(Headers::new()),
+        Some(raw) => serde_json::from_str::<OrderedHeaders>(raw.get())
+            .ok()
+            .map(|h| h.0),
+    }
 }
 
 /// Parses one record (the text between separators, without the 0x1E).
@@ -321,72 +343,81 @@ fn ordered_headers<'de, D: Deserializer<'de>>(d: D) -> Result<Headers, D::Error>
 /// Returns `Ok(None)` for a message type this client does not know: future protocol versions
 /// may add types, and the official clients ignore them.
 pub fn parse_record(record: &Bytes) -> Result<Option<HubMessage>, ProtocolError> {
-    let wire: WireMessage = serde_json::from_slice(record)
-        .map_err(|e| ProtocolError::invalid(format!("Invalid payload: {e}.")))?;
+    let wire: WireMessage = serde_json::from_slice(record).map_err(|e| {
+        ProtocolError::invalid(if e.is_data() {
+            "Invalid payload.".to_owned()
+        } else {
+            format!("Invalid payload: {e}.")
+        })
+    })?;
     let payload = |raw: &RawValue| Payload::Json(record.slice_ref(raw.get().as_bytes()));
     let message_type = wire
         .message_type
+        .and_then(|raw| serde_json::from_str::<u64>(raw.get()).ok())
         .ok_or_else(|| ProtocolError::invalid("Invalid payload."))?;
-    let message_type: u64 = serde_json::from_str(message_type.get())
-        .map_err(|_| ProtocolError::invalid("Invalid payload."))?;
-    let id_for = |kind: &str| -> Result<String, ProtocolError> {
-        match &wire.invocation_id {
-            Some(id) if !id.is_empty() => Ok(id.to_string()),
-            _ => Err(invalid_for(kind)),
+    let kind = match message_type {
+        1 => "Invocation",
+        2 => "StreamItem",
+        3 => "Completion",
+        4 => "StreamInvocation",
+        5 => "CancelInvocation",
+        6 => "Ping",
+        7 => "Close",
+        8 => "Ack",
+        9 => "Sequence",
+        _ => return Ok(None),
+    };
+    let invalid = || invalid_for(kind);
+    let non_empty = |raw: Option<&RawValue>| -> Result<Option<String>, ProtocolError> {
+        match field::<String>(raw).ok_or_else(invalid)? {
+            Some(s) if s.is_empty() => Err(invalid()),
+            other => Ok(other),
         }
     };
+    let required_id = || non_empty(wire.invocation_id)?.ok_or_else(invalid);
+    let headers = || ordered_headers(wire.headers).ok_or_else(invalid);
     let message = match message_type {
         1 | 4 => {
-            let kind = if message_type == 1 {
-                "Invocation"
-            } else {
-                "StreamInvocation"
-            };
-            let target = match &wire.target {
-                Some(t) if !t.is_empty() => t.to_string(),
-                _ => return Err(invalid_for(kind)),
-            };
+            let target = non_empty(wire.target)?.ok_or_else(invalid)?;
             let arguments: Vec<Payload> = wire
                 .arguments
                 .as_ref()
-                .ok_or_else(|| invalid_for(kind))?
+                .ok_or_else(invalid)?
                 .iter()
                 .map(|raw| payload(raw))
                 .collect();
+            let stream_ids = field::<Vec<String>>(wire.stream_ids).ok_or_else(invalid)?;
             if message_type == 1 {
-                let invocation_id = match &wire.invocation_id {
-                    None => None,
-                    Some(_) => Some(id_for(kind)?),
-                };
                 HubMessage::Invocation(Invocation {
-                    invocation_id,
+                    invocation_id: non_empty(wire.invocation_id)?,
                     target,
                     arguments,
-                    stream_ids: wire.stream_ids,
-                    headers: wire.headers,
+                    stream_ids,
+                    headers: headers()?,
                 })
             } else {
                 HubMessage::StreamInvocation(StreamInvocation {
-                    invocation_id: id_for(kind)?,
+                    invocation_id: required_id()?,
                     target,
                     arguments,
-                    stream_ids: wire.stream_ids,
-                    headers: wire.headers,
+                    stream_ids,
+                    headers: headers()?,
                 })
             }
         }
         2 => HubMessage::StreamItem(StreamItem {
-            invocation_id: id_for("StreamItem")?,
-            item: payload(wire.item.ok_or_else(|| invalid_for("StreamItem"))?),
-            headers: wire.headers,
+            invocation_id: required_id()?,
+            item: payload(wire.item.ok_or_else(invalid)?),
+            headers: headers()?,
         }),
         3 => {
-            let invocation_id = id_for("Completion")?;
-            let error = wire.error.filter(|e| !e.is_empty());
+            let invocation_id = required_id()?;
+            let error = field::<Option<String>>(wire.error)
+                .ok_or_else(invalid)?
+                .flatten()
+                .filter(|e| !e.is_empty());
             let outcome = match (error, wire.result) {
-                (Some(_), Some(result)) if is_truthy(result) => {
-                    return Err(invalid_for("Completion"))
-                }
+                (Some(_), Some(result)) if is_truthy(result) => return Err(invalid()),
                 (Some(error), _) => CompletionOutcome::Error(error),
                 (None, Some(result)) => CompletionOutcome::Result(payload(result)),
                 (None, None) => CompletionOutcome::Void,
@@ -394,29 +425,31 @@ pub fn parse_record(record: &Bytes) -> Result<Option<HubMessage>, ProtocolError>
             HubMessage::Completion(Completion {
                 invocation_id,
                 outcome,
-                headers: wire.headers,
+                headers: headers()?,
             })
         }
         5 => HubMessage::CancelInvocation(CancelInvocation {
-            invocation_id: id_for("CancelInvocation")?,
-            headers: wire.headers,
+            invocation_id: required_id()?,
+            headers: headers()?,
         }),
         6 => HubMessage::Ping,
         7 => HubMessage::Close(Close {
-            error: wire.error.filter(|e| !e.is_empty()),
-            allow_reconnect: wire.allow_reconnect,
+            error: field::<Option<String>>(wire.error)
+                .ok_or_else(invalid)?
+                .flatten()
+                .filter(|e| !e.is_empty()),
+            allow_reconnect: field::<bool>(wire.allow_reconnect).ok_or_else(invalid)?,
         }),
-        8 | 9 => {
-            let sequence_id = wire
-                .sequence_id
-                .ok_or_else(|| invalid_for(if message_type == 8 { "Ack" } else { "Sequence" }))?;
+        _ => {
+            let sequence_id = field::<u64>(wire.sequence_id).flatten().ok_or_else(|| {
+                ProtocolError::invalid(format!("Invalid SequenceId for {kind} message."))
+            })?;
             if message_type == 8 {
                 HubMessage::Ack { sequence_id }
             } else {
                 HubMessage::Sequence { sequence_id }
             }
         }
-        _ => return Ok(None),
     };
     Ok(Some(message))
 }

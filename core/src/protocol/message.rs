@@ -77,10 +77,11 @@ impl Payload {
         }
     }
 
-    /// Whether both payloads hold the same value, whatever their encodings.
+    /// Whether both payloads hold the same value, whatever their encodings (numbers compare
+    /// by value: JSON `1.5e3` is MessagePack `1500`).
     pub fn same_value(&self, other: &Payload) -> bool {
         match (self.to_value(), other.to_value()) {
-            (Ok(a), Ok(b)) => a == b,
+            (Ok(a), Ok(b)) => a.same_as(&b),
             _ => false,
         }
     }

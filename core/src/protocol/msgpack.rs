@@ -428,8 +428,12 @@ pub fn parse_body(body: &Bytes) -> Result<Option<HubMessage>, ProtocolError> {
         }
         8 | 9 => {
             let kind = if message_type == 8 { "Ack" } else { "Sequence" };
-            need(2, kind)?;
-            let sequence_id = r.uint().map_err(|_| invalid_for(kind))?;
+            let invalid_id =
+                || ProtocolError::invalid(format!("Invalid SequenceId for {kind} message."));
+            if len < 2 {
+                return Err(invalid_id());
+            }
+            let sequence_id = r.uint().map_err(|_| invalid_id())?;
             if message_type == 8 {
                 HubMessage::Ack { sequence_id }
             } else {
@@ -438,6 +442,26 @@ pub fn parse_body(body: &Bytes) -> Result<Option<HubMessage>, ProtocolError> {
         }
         _ => return Ok(None),
     };
+    // Later protocol versions may append elements: skip them, but nothing may follow the
+    // array, since one frame holds exactly one message.
+    let read = match &message {
+        HubMessage::Invocation(_) | HubMessage::StreamInvocation(_) => 5 + usize::from(len >= 6),
+        HubMessage::StreamItem(_) => 4,
+        HubMessage::Completion(c) => 4 + usize::from(!matches!(c.outcome, CompletionOutcome::Void)),
+        HubMessage::CancelInvocation(_) => 3,
+        HubMessage::Ping => 1,
+        HubMessage::Close(c) => 2 + usize::from(c.allow_reconnect.is_some()),
+        HubMessage::Ack { .. } | HubMessage::Sequence { .. } => 2,
+    };
+    for _ in read..len {
+        r.skip_value()?;
+    }
+    if r.pos != body.len() {
+        return Err(ProtocolError::invalid(format!(
+            "Invalid payload: {} bytes after the message.",
+            body.len() - r.pos
+        )));
+    }
     Ok(Some(message))
 }
 

@@ -91,6 +91,48 @@ impl Value {
         i64::try_from(n).map_or(Value::UInt(n), Value::Int)
     }
 
+    /// Deep equality that compares numbers by value, whatever their width or kind: `1500`,
+    /// `1500.0` and `1.5e3` are the same number.
+    pub fn same_as(&self, other: &Value) -> bool {
+        match (self, other) {
+            (Value::Array(a), Value::Array(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same_as(y))
+            }
+            (Value::Map(a), Value::Map(b)) => {
+                a.len() == b.len()
+                    && a.iter()
+                        .zip(b)
+                        .all(|((ka, va), (kb, vb))| ka.same_as(kb) && va.same_as(vb))
+            }
+            (a, b) => match (a.as_number(), b.as_number()) {
+                (Some(x), Some(y)) => x == y,
+                _ => a == b,
+            },
+        }
+    }
+
+    /// A number as an exact integer when it is one, else as a float.
+    fn as_number(&self) -> Option<Number> {
+        let float = |f: f64| {
+            if f.fract() == 0.0 && f >= i64::MIN as f64 && f < u64::MAX as f64 {
+                if f < 0.0 {
+                    Number::Int(f as i64 as i128)
+                } else {
+                    Number::Int(f as u64 as i128)
+                }
+            } else {
+                Number::Float(f)
+            }
+        };
+        match *self {
+            Value::Int(n) => Some(Number::Int(n.into())),
+            Value::UInt(n) => Some(Number::Int(n.into())),
+            Value::F32(f) => Some(float(f.into())),
+            Value::F64(f) => Some(float(f)),
+            _ => None,
+        }
+    }
+
     /// The string, if this is one.
     pub fn as_str(&self) -> Option<&str> {
         match self {
@@ -109,6 +151,12 @@ impl Value {
             _ => None,
         }
     }
+}
+
+#[derive(PartialEq)]
+enum Number {
+    Int(i128),
+    Float(f64),
 }
 
 impl fmt::Display for Timestamp {

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs every test of the repository. This is the README's test command and what CI runs.
+# It installs what the tests need (rustup components and targets, npm packages, the Go
+# module) and exits non-zero on the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "toolchain"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test"
+cargo test --workspace
+
+step "core compiles for the browser (wasm32-unknown-unknown)"
+cargo check -p hublink --target wasm32-unknown-unknown
+
+step "byte vectors agree with the official @microsoft/signalr packages"
+scripts/check-vectors.sh
+
+for extra in scripts/fuzz-smoke.sh tests/go-server/run-smoke.sh; do
+  if [ -x "$extra" ]; then
+    step "$extra"
+    "$extra"
+  fi
+done
+
+printf '\nall tests passed\n'
