@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use hublink::protocol::handshake;
 use hublink::protocol::msgpack;
 use hublink::protocol::*;
 use serde_json::Value as Json;
@@ -233,7 +234,7 @@ const STRICTER_THAN_TS: &[&str] = &[
     "invalid.invocation-target-nil",
     "invalid.type-not-int",
     "invalid.invocation.missing-arguments",
-    "invalid.type-zero-accepted",
+    "response.type-zero-accepted",
     "invalid.ack.sequence-id-fraction",
     "invalid.ack.sequence-id-negative",
     "invalid.sequence.sequence-id-fraction",
@@ -327,5 +328,84 @@ fn messagepack_framing_and_length_prefixes() {
             framed.extend_from_slice(body);
         }
         assert_eq!(hex::encode(&framed), str_of(v, "hex"), "{name}");
+    }
+}
+#[test]
+fn handshake_vectors() {
+    let doc = load("handshake.json");
+    for v in doc["requests"].as_array().unwrap() {
+        let request = &v["request"];
+        let written = handshake::HandshakeRequest {
+            protocol: str_of(request, "protocol"),
+            version: request["version"].as_u64().unwrap() as u32,
+        }
+        .to_bytes();
+        assert_eq!(hex::encode(written), str_of(v, "hex"), "{}", v["name"]);
+    }
+    for v in doc["responses"].as_array().unwrap() {
+        let name = str_of(v, "name");
+        let bytes = bytes_of(v);
+        let parsed = handshake::parse_handshake_response(&bytes, MAX);
+        if STRICTER_THAN_TS.contains(&name.as_str()) {
+            assert!(parsed.is_err(), "{name}: hublink refuses this");
+            continue;
+        }
+        let (response, consumed) = parsed
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .unwrap_or_else(|| panic!("{name}: incomplete"));
+        assert_eq!(
+            response.error.as_deref(),
+            v["response"]["error"].as_str(),
+            "{name}"
+        );
+        if let Some(text) = v["start_error"].as_str() {
+            assert_eq!(
+                handshake::handshake_error_text(response.error.as_deref().unwrap()),
+                text
+            );
+        }
+        let rest = &bytes[consumed..];
+        let remaining = v
+            .get("remaining_hex")
+            .or_else(|| v.get("remaining_text"))
+            .filter(|r| !r.is_null());
+        match remaining {
+            None => assert!(rest.is_empty(), "{name}: {rest:?} left"),
+            Some(r) => {
+                let want = match r.as_str().unwrap() {
+                    h if v.get("remaining_hex").is_some() => hex::decode(h).unwrap(),
+                    t => t.as_bytes().to_vec(),
+                };
+                assert_eq!(rest, want.as_slice(), "{name}");
+                let protocol = if v["input"] == "binary" {
+                    HubProtocol::MessagePack
+                } else {
+                    HubProtocol::Json
+                };
+                let messages = protocol.parse_messages(rest, MAX).unwrap();
+                let want = expected_messages(&serde_json::json!({
+                    "messages": v["remaining_messages"]
+                }));
+                assert_eq!(messages.len(), want.len(), "{name}");
+                for (g, w) in messages.iter().zip(&want) {
+                    assert!(g.same_as(w), "{name}");
+                }
+            }
+        }
+    }
+    for v in doc["invalid"].as_array().unwrap() {
+        let name = str_of(v, "name");
+        let bytes = bytes_of(v);
+        let ts_text = str_of(v, "error");
+        let result = handshake::parse_handshake_response(&bytes, MAX);
+        if ts_text == "Message is incomplete." {
+            // Incremental parsing waits for more bytes instead of failing at once.
+            assert!(matches!(result, Ok(None)), "{name}: {result:?}");
+            continue;
+        }
+        let err = result.expect_err(&name);
+        if is_signalr_text(&ts_text) {
+            assert_eq!(err.to_string(), ts_text, "{name}");
+        }
     }
 }

@@ -223,12 +223,10 @@ mod tests {
         calls.add_stream("0".into(), Vec::new());
         for n in 0..3 {
             match calls.stream_item(item("0", n)) {
-                Delivery::StreamItem(items, p) => {
-                    items.push(match p.to_value().unwrap() {
-                        Value::Int(n) => n,
-                        v => panic!("{v:?}"),
-                    })
-                }
+                Delivery::StreamItem(items, p) => items.push(match p.to_value().unwrap() {
+                    Value::Int(n) => n,
+                    v => panic!("{v:?}"),
+                }),
                 other => panic!("{other:?}"),
             }
         }
