@@ -343,6 +343,10 @@ fn ordered_headers(raw: Option<&RawValue>) -> Option<Headers> {
 /// Returns `Ok(None)` for a message type this client does not know: future protocol versions
 /// may add types, and the official clients ignore them.
 pub fn parse_record(record: &Bytes) -> Result<Option<HubMessage>, ProtocolError> {
+    // serde's derived struct visitor would also read a JSON array as the fields in order.
+    if record.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ProtocolError::invalid("Invalid payload."));
+    }
     let wire: WireMessage = serde_json::from_slice(record).map_err(|e| {
         ProtocolError::invalid(if e.is_data() {
             "Invalid payload.".to_owned()

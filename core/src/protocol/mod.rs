@@ -12,6 +12,7 @@ pub mod keep_alive;
 pub mod message;
 pub mod msgpack;
 pub mod negotiate;
+pub mod timestamp;
 pub mod transports;
 pub mod value;
 
@@ -21,4 +22,5 @@ pub use message::{
     CancelInvocation, Close, Completion, CompletionOutcome, Headers, HubMessage, Invocation,
     Payload, StreamInvocation, StreamItem,
 };
-pub use value::{Timestamp, Value};
+pub use timestamp::Timestamp;
+pub use value::Value;

@@ -6,16 +6,18 @@ use rmp::Marker;
 
 use super::error::ProtocolError;
 use super::message::*;
-use super::value::{Timestamp, Value};
+use super::timestamp::{Timestamp, TIMESTAMP_EXT};
+use super::value::Value;
 
 /// How deep arrays and maps may nest inside one value before decoding gives up.
 pub const MAX_NESTING: usize = 128;
 
+/// The most elements reserved up front for a container, whatever its header claims: a claim
+/// is only trusted as far as elements actually arrive, so nested headers cannot multiply it.
+const PREALLOCATE_LIMIT: usize = 256;
+
 /// The largest body a VarInt length prefix may announce (2 GB − 1).
 const MAX_PREFIXED_LENGTH: u64 = 0x7fff_ffff;
-
-/// The extension type of the MessagePack timestamp.
-const TIMESTAMP_EXT: i8 = -1;
 
 /// Appends the VarInt length prefix for a body of `len` bytes.
 pub fn write_length_prefix(len: usize, out: &mut Vec<u8>) {
@@ -260,23 +262,10 @@ fn write_value_at(value: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), 
     Ok(())
 }
 
-/// The timestamp extension in its smallest form (32, 64 or 96 bits), as the spec orders.
 fn write_timestamp(t: Timestamp, out: &mut Vec<u8>) {
-    let (secs, nanos) = (t.seconds(), t.nanoseconds());
-    if (0..1 << 34).contains(&secs) {
-        if nanos == 0 && secs < 1 << 32 {
-            rmp::encode::write_ext_meta(out, 4, TIMESTAMP_EXT).expect("Vec write");
-            out.extend_from_slice(&(secs as u32).to_be_bytes());
-        } else {
-            rmp::encode::write_ext_meta(out, 8, TIMESTAMP_EXT).expect("Vec write");
-            let packed = (u64::from(nanos) << 34) | secs as u64;
-            out.extend_from_slice(&packed.to_be_bytes());
-        }
-    } else {
-        rmp::encode::write_ext_meta(out, 12, TIMESTAMP_EXT).expect("Vec write");
-        out.extend_from_slice(&nanos.to_be_bytes());
-        out.extend_from_slice(&secs.to_be_bytes());
-    }
+    let body = t.to_ext_bytes();
+    rmp::encode::write_ext_meta(out, body.len() as u32, TIMESTAMP_EXT).expect("Vec write");
+    out.extend_from_slice(&body);
 }
 
 /// Reads the MessagePack encoding of exactly one value into a [`Value`].
@@ -337,13 +326,13 @@ pub fn parse_body(body: &Bytes) -> Result<Option<HubMessage>, ProtocolError> {
             let invocation_id = r.opt_str().map_err(|_| invalid_for(kind))?;
             let target = r.string().map_err(|_| invalid_for(kind))?;
             let count = r.array_len().map_err(|_| invalid_for(kind))?;
-            let mut arguments = Vec::with_capacity(count.min(r.remaining()));
+            let mut arguments = Vec::with_capacity(count.min(PREALLOCATE_LIMIT));
             for _ in 0..count {
                 arguments.push(payload(&mut r, kind)?);
             }
             let stream_ids = if len >= 6 {
                 let n = r.array_len().map_err(|_| invalid_for(kind))?;
-                let mut ids = Vec::with_capacity(n.min(r.remaining()));
+                let mut ids = Vec::with_capacity(n.min(PREALLOCATE_LIMIT));
                 for _ in 0..n {
                     ids.push(r.string().map_err(|_| invalid_for(kind))?);
                 }
@@ -611,7 +600,7 @@ impl<'a> Reader<'a> {
         let invalid = || ProtocolError::invalid("Invalid headers.");
         let m = self.marker().map_err(|_| invalid())?;
         let len = self.map_len_of(m).ok_or_else(invalid)? as usize;
-        let mut headers = Headers::with_capacity(len.min(self.remaining() / 2));
+        let mut headers = Headers::with_capacity(len.min(PREALLOCATE_LIMIT));
         for _ in 0..len {
             let key = self.string().map_err(|_| invalid())?;
             let value = self.string().map_err(|_| invalid())?;
@@ -712,7 +701,7 @@ impl<'a> Reader<'a> {
             Marker::FixArray(_) | Marker::Array16 | Marker::Array32 => {
                 let len = self.array_len_of(m).ok_or_else(truncated)? as usize;
                 self.check_container(len, depth)?;
-                let mut items = Vec::with_capacity(len);
+                let mut items = Vec::with_capacity(len.min(PREALLOCATE_LIMIT));
                 for _ in 0..len {
                     items.push(self.value(depth + 1)?);
                 }
@@ -721,7 +710,7 @@ impl<'a> Reader<'a> {
             Marker::FixMap(_) | Marker::Map16 | Marker::Map32 => {
                 let len = self.map_len_of(m).ok_or_else(truncated)? as usize;
                 self.check_container(len.saturating_mul(2), depth)?;
-                let mut entries = Vec::with_capacity(len);
+                let mut entries = Vec::with_capacity(len.min(PREALLOCATE_LIMIT));
                 for _ in 0..len {
                     let k = self.value(depth + 1)?;
                     let v = self.value(depth + 1)?;
@@ -782,18 +771,6 @@ fn nesting() -> ProtocolError {
 }
 
 fn read_timestamp(data: &[u8]) -> Result<Timestamp, ProtocolError> {
-    let invalid = || ProtocolError::invalid("an invalid MessagePack timestamp");
-    let (seconds, nanos) = match data.len() {
-        4 => (i64::from(u32::from_be_bytes(data.try_into().unwrap())), 0),
-        8 => {
-            let packed = u64::from_be_bytes(data.try_into().unwrap());
-            ((packed & ((1 << 34) - 1)) as i64, (packed >> 34) as u32)
-        }
-        12 => (
-            i64::from_be_bytes(data[4..].try_into().unwrap()),
-            u32::from_be_bytes(data[..4].try_into().unwrap()),
-        ),
-        _ => return Err(invalid()),
-    };
-    Timestamp::new(seconds, nanos).ok_or_else(invalid)
+    Timestamp::from_ext_bytes(data)
+        .ok_or_else(|| ProtocolError::invalid("an invalid MessagePack timestamp"))
 }

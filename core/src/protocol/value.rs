@@ -3,54 +3,7 @@
 //! Bindings (Python, Kotlin, Swift, JavaScript) exchange arguments and results as [`Value`]s.
 //! Rust callers normally use serde types instead and never build this tree.
 
-use std::fmt;
-
-/// A point in time as the MessagePack timestamp extension (type -1) carries it.
-///
-/// ```
-/// use hublink::protocol::value::Timestamp;
-/// let t = Timestamp::new(1_514_805_840, 0).unwrap(); // 2018-01-01T11:24:00Z
-/// assert_eq!(t.to_rfc3339(), "2018-01-01T11:24:00Z");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Timestamp {
-    seconds: i64,
-    nanoseconds: u32,
-}
-
-impl Timestamp {
-    /// Seconds since the Unix epoch and the nanoseconds within that second (below 10⁹).
-    pub fn new(seconds: i64, nanoseconds: u32) -> Option<Self> {
-        (nanoseconds < 1_000_000_000).then_some(Timestamp {
-            seconds,
-            nanoseconds,
-        })
-    }
-
-    /// Whole seconds since the Unix epoch (negative before 1970).
-    pub fn seconds(&self) -> i64 {
-        self.seconds
-    }
-
-    /// Nanoseconds within the second, always below 10⁹.
-    pub fn nanoseconds(&self) -> u32 {
-        self.nanoseconds
-    }
-
-    /// The ISO-8601 / RFC 3339 text .NET writes for a UTC `DateTime` in JSON, e.g.
-    /// `2000-01-01T00:00:00Z`, with a fraction only when there is one.
-    pub fn to_rfc3339(&self) -> String {
-        let format = time::format_description::well_known::Rfc3339;
-        match time::OffsetDateTime::from_unix_timestamp(self.seconds)
-            .map(|t| t + time::Duration::nanoseconds(i64::from(self.nanoseconds)))
-        {
-            Ok(t) => t
-                .format(&format)
-                .unwrap_or_else(|_| format!("{}.{:09}", self.seconds, self.nanoseconds)),
-            Err(_) => format!("{}.{:09}", self.seconds, self.nanoseconds),
-        }
-    }
-}
+pub use super::timestamp::Timestamp;
 
 /// A dynamic value: the union of what JSON and MessagePack can carry.
 ///
@@ -159,12 +112,6 @@ enum Number {
     Float(f64),
 }
 
-impl fmt::Display for Timestamp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_rfc3339())
-    }
-}
-
 macro_rules! value_from {
     ($($t:ty => $variant:ident via $conv:expr),* $(,)?) => {
         $(impl From<$t> for Value {
@@ -208,20 +155,6 @@ impl<T: Into<Value>> From<Option<T>> for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timestamps_format_like_dotnet() {
-        let cases = [
-            (946_684_800, 0, "2000-01-01T00:00:00Z"),
-            (1_514_805_840, 0, "2018-01-01T11:24:00Z"),
-            (0, 500_000_000, "1970-01-01T00:00:00.5Z"),
-            (-1, 0, "1969-12-31T23:59:59Z"),
-        ];
-        for (s, n, text) in cases {
-            assert_eq!(Timestamp::new(s, n).unwrap().to_rfc3339(), text);
-        }
-        assert!(Timestamp::new(0, 1_000_000_000).is_none());
-    }
 
     #[test]
     fn integers_choose_signed_when_they_fit() {
