@@ -12,6 +12,7 @@ pub mod keep_alive;
 pub mod message;
 pub mod msgpack;
 pub mod negotiate;
+pub mod stateful_reconnect;
 pub mod timestamp;
 pub mod transports;
 pub mod value;
