@@ -454,6 +454,33 @@ for (const combo of COMBOS) {
         await stopClean(conn);
     });
 
+    it(`[${p}.reconnect.server-fault] automatic reconnect after the server drops the transport (faults=drop_after_messages)`, async () => {
+        // The fault switch rides on the hub URL's query; the reconnect goes to the plain URL.
+        const conn = build("/testhub?faults=drop_after_messages:3", { ...combo, reconnect: [0, 100, 500] });
+        const reconnecting = promiseSource();
+        const reconnected = promiseSource();
+        conn.onreconnecting((e) => {
+            conn.baseUrl = server.url + "/testhub";
+            reconnecting.resolve(e);
+        });
+        conn.onreconnected((id) => reconnected.resolve(id));
+        await within(conn.start());
+        const initialId = conn.connectionId;
+        // Completions count as sent messages; keep invoking until the transport is dropped.
+        let dropped = false;
+        reconnecting.promise.then(() => { dropped = true; });
+        for (let i = 0; i < 10 && !dropped; i++) {
+            await within(conn.invoke("Echo", `m${i}`).catch(() => {}));
+        }
+        const err = await within(reconnecting.promise, WAIT_MS, "onreconnecting");
+        assert.ok(err instanceof Error, "reconnecting carries the transport error");
+        const newId = await within(reconnected.promise, 10_000, "onreconnected");
+        assert.notEqual(newId, initialId);
+        assert.equal(await within(conn.invoke("GetCallerConnectionId")), newId);
+        assert.equal(await within(conn.invoke("Echo", "after")), "after");
+        await stopClean(conn);
+    });
+
     it(`[${p}.connect.transport-name] GetActiveTransportName reports ${combo.transportName}`, async () => {
         const conn = await hub();
         assert.equal(await within(conn.invoke("GetActiveTransportName")), combo.transportName);
@@ -772,6 +799,24 @@ for (const combo of COMBOS.filter((c) => c.transport === T.WebSockets)) {
         assert.equal(conn.state, signalR.HubConnectionState.Connected);
         assert.equal(conn.connectionId, id, "same connection");
         assert.equal(await within(conn.invoke("GetCallerConnectionId")), serverId, "same server-side connection");
+        await stopClean(conn);
+    });
+
+    it(`[${p}.stateful.server-drop] the server drops the WebSocket mid-conversation; resumed invisibly with replay`, async () => {
+        const conn = build("/testhub?faults=drop_after_messages:4", { ...combo, stateful: true, reconnect: true });
+        const lifecycle = [];
+        conn.onreconnecting(() => lifecycle.push("reconnecting"));
+        conn.onreconnected(() => lifecycle.push("reconnected"));
+        const got = [];
+        conn.on("Message", (m) => got.push(m));
+        await within(conn.start());
+        const id = conn.connectionId;
+        // handshake answer + 3 x (Message, Completion): the drop falls in the middle.
+        await within(Promise.all(["m1", "m2", "m3"].map((m) => conn.invoke("InvokeWithString", m))), 10_000, "invocations across the drop");
+        assert.deepEqual(got, ["m1", "m2", "m3"], "every server message arrives exactly once, in order");
+        assert.equal(await within(conn.invoke("Echo", "after")), "after");
+        assert.deepEqual(lifecycle, [], "no reconnecting/reconnected events");
+        assert.equal(conn.connectionId, id, "same connection");
         await stopClean(conn);
     });
 }
