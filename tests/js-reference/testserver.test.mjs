@@ -223,10 +223,14 @@ function reconnectEvents(conn, ms = 10_000) {
     const reconnected = promiseSource();
     conn.onreconnecting((e) => reconnecting.resolve(e));
     conn.onreconnected((id) => reconnected.resolve(id));
-    return {
+    const r = {
         reconnecting: within(reconnecting.promise, ms, "onreconnecting"),
         reconnected: within(reconnected.promise, ms, "onreconnected"),
     };
+    // Awaited by the test; a test that fails earlier must not leave an unhandled rejection.
+    r.reconnecting.catch(() => {});
+    r.reconnected.catch(() => {});
+    return r;
 }
 
 // ---------------------------------------------------------------------------
@@ -269,6 +273,14 @@ for (const combo of COMBOS) {
         const { items, error } = await collectStream(conn, "Stream");
         assert.equal(error, undefined);
         assert.deepEqual(items, ["a", "b", "c"]);
+        await stopClean(conn);
+    });
+
+    it(`[${p}.stream.empty] EmptyStream completes without items`, async () => {
+        const conn = await hub();
+        const { items, error } = await collectStream(conn, "EmptyStream");
+        assert.equal(error, undefined);
+        assert.deepEqual(items, []);
         await stopClean(conn);
     });
 
@@ -737,6 +749,18 @@ it("[any.any.negotiate.bad-negotiate] a 400 negotiate fails start with the body 
     await assert.rejects(within(conn.start()), {
         message: "Failed to complete negotiation with the server: Error: Some response from server: Status code '400'",
     });
+    open.delete(conn);
+});
+
+it("[any.any.negotiate.error] a negotiate answer {\"error\": …} fails start with that text", async () => {
+    // ASP.NET Core's HttpConnectionDispatcher answers an unparsable negotiateVersion with 200
+    // {"error":"The client requested an invalid protocol version '<v>'"}; the client keeps a
+    // negotiateVersion already present in the hub URL.
+    const res = await within(fetch(`${server.url}/testhub/negotiate?negotiateVersion=abc`, { method: "POST" }));
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { error: "The client requested an invalid protocol version 'abc'" });
+    const conn = build("/testhub?negotiateVersion=abc", {});
+    await assert.rejects(within(conn.start()), { message: "The client requested an invalid protocol version 'abc'" });
     open.delete(conn);
 });
 
