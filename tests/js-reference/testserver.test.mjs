@@ -493,6 +493,74 @@ for (const combo of COMBOS) {
         await stopClean(conn);
     });
 
+    it(`[${p}.stream.count] StreamCount(100) yields 0..99 in order`, async () => {
+        const conn = await hub();
+        const { items, error } = await collectStream(conn, "StreamCount", 100);
+        assert.equal(error, undefined);
+        assert.deepEqual(items, Array.from({ length: 100 }, (_, i) => i));
+        await stopClean(conn);
+    });
+
+    it(`[${p}.stream.upload-sum] UploadSum sums an uploaded stream of ints`, async () => {
+        const conn = await hub();
+        const subject = new signalR.Subject();
+        const result = conn.invoke("UploadSum", subject);
+        for (let i = 1; i <= 50; i++) subject.next(i);
+        subject.complete();
+        assert.equal(await within(result), 1275);
+        await stopClean(conn);
+    });
+
+    it(`[${p}.groups.send] a group member receives SendToGroup; non-members and leavers do not`, async () => {
+        const member = await hub();
+        const sender = await hub();
+        const group = `group-${p}-${Date.now()}`;
+        await within(member.invoke("JoinGroup", group));
+        const memberGot = [];
+        const senderGot = [];
+        const first = promiseSource();
+        member.on("Message", (m) => { memberGot.push(m); first.resolve(); });
+        sender.on("Message", (m) => senderGot.push(m));
+        await within(sender.invoke("SendToGroup", group, "hello group"));
+        await within(first.promise, WAIT_MS, "the group message");
+        await within(member.invoke("LeaveGroup", group));
+        await within(sender.invoke("SendToGroup", group, "nobody home"));
+        // A round trip on each connection: anything sent before it has been dispatched.
+        await within(member.invoke("Echo", "sync"));
+        await within(sender.invoke("Echo", "sync"));
+        assert.deepEqual(memberGot, ["hello group"]);
+        assert.deepEqual(senderGot, []);
+        await stopClean(member);
+        await stopClean(sender);
+    });
+
+    it(`[${p}.close.allow-reconnect] CloseMe(msg, true): reconnecting with the server's error, then reconnected`, async () => {
+        const conn = build("/testhub", { ...combo, reconnect: [0, 100, 500] });
+        const ev = reconnectEvents(conn);
+        await within(conn.start());
+        const oldId = await within(conn.invoke("GetCallerConnectionId"));
+        await within(conn.send("CloseMe", "bye", true));
+        const err = await ev.reconnecting;
+        assert.equal(err?.message, "Server returned an error on close: bye");
+        const newId = await ev.reconnected;
+        assert.notEqual(newId, oldId);
+        assert.equal(await within(conn.invoke("GetCallerConnectionId")), newId);
+        await stopClean(conn);
+    });
+
+    it(`[${p}.close.no-reconnect] CloseMe(msg, false): closed with the server's error, no reconnect`, async () => {
+        const conn = build("/testhub", { ...combo, reconnect: [0, 100, 500] });
+        let reconnecting = false;
+        conn.onreconnecting(() => { reconnecting = true; });
+        await within(conn.start());
+        const closed = nextClose(conn);
+        await within(conn.send("CloseMe", "go away", false));
+        assert.equal((await closed)?.message, "Server returned an error on close: go away");
+        assert.equal(reconnecting, false);
+        assert.equal(conn.state, signalR.HubConnectionState.Disconnected);
+        open.delete(conn);
+    });
+
     it(`[${p}.connect.transport-name] GetActiveTransportName reports ${combo.transportName}`, async () => {
         const conn = await hub();
         assert.equal(await within(conn.invoke("GetActiveTransportName")), combo.transportName);
