@@ -196,10 +196,24 @@ fn negotiate(
         return status(StatusCode::UNAUTHORIZED, "");
     }
     let user = user.or_else(|| query_value(&query, "user").map(str::to_owned));
-    let version = query_value(&query, "negotiateVersion")
-        .and_then(|v| v.parse::<i64>().ok())
-        .unwrap_or(0)
-        .clamp(0, 1);
+    let version = match query_value(&query, "negotiateVersion") {
+        None => 0,
+        Some(v) => match v.parse::<i64>() {
+            Err(_) => {
+                return axum::Json(
+                    json!({ "error": "The client requested a non-integer protocol version." }),
+                )
+                .into_response()
+            }
+            Ok(n) if n < 0 => {
+                return axum::Json(json!({
+                    "error": format!("The client requested version '{n}', but the server does not support this version.")
+                }))
+                .into_response()
+            }
+            Ok(n) => n.min(1),
+        },
+    };
     let wants_stateful = query_value(&query, "useStatefulReconnect") == Some("true");
     let stateful = wants_stateful && ep.stateful && server.options.stateful_reconnect;
     let faults = Faults::parse(query_value(&query, "faults").unwrap_or(""));
@@ -349,10 +363,16 @@ async fn ws_connect(
                         *conn.info.lock().unwrap() = info;
                     }
                     Some(TransportKind::WebSockets) => {
-                        if conn.ws_attached.load(Ordering::SeqCst) {
-                            return status(StatusCode::CONFLICT, "Connection already in use");
+                        // A stateful connection takes a new WebSocket even before the old one
+                        // is noticed gone (ASP.NET cancels the previous transport); the
+                        // session decides whether it can resume.
+                        if conn.ended.load(Ordering::SeqCst) {
+                            return status(StatusCode::NOT_FOUND, "No Connection with that ID");
                         }
-                        if !conn.resumable.load(Ordering::SeqCst) {
+                        if !conn.negotiated_stateful {
+                            if conn.ws_attached.load(Ordering::SeqCst) {
+                                return status(StatusCode::CONFLICT, "Connection already in use");
+                            }
                             return status(StatusCode::NOT_FOUND, "No Connection with that ID");
                         }
                     }
@@ -477,7 +497,9 @@ async fn ws_loop(socket: WebSocket, conn: Arc<Conn>, generation: u64) {
     }
     drop(sink);
     drop(stream);
-    conn.ws_attached.store(false, Ordering::SeqCst);
+    if conn.generation.load(Ordering::SeqCst) == generation {
+        conn.ws_attached.store(false, Ordering::SeqCst);
+    }
     conn.send(Event::Detached { generation });
 }
 

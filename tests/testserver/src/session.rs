@@ -445,7 +445,10 @@ impl Session {
                     self.generation = generation;
                     self.hs_deadline = Some(Instant::now() + self.opts().handshake_timeout);
                     self.last_recv = Instant::now();
-                } else if self.stateful && self.tx.is_none() && kind == TransportKind::WebSockets {
+                } else if self.stateful && kind == TransportKind::WebSockets {
+                    if let Some(old) = self.tx.take() {
+                        let _ = old.send(OutFrame::Abort);
+                    }
                     self.tx = Some(tx);
                     self.generation = generation;
                     self.grace_deadline = None;
