@@ -49,7 +49,8 @@ pub struct TestServerOptions {
     /// How long a stateful connection waits for its WebSocket to come back.
     pub stateful_reconnect_grace: Duration,
     /// Bytes of unacknowledged outgoing messages kept for replay (ASP.NET
-    /// `StatefulReconnectBufferSize`, 100 000). Past it the connection is closed with an error.
+    /// `StatefulReconnectBufferSize`, 100 000). Past it a warning is logged; unlike ASP.NET the
+    /// server does not hold back further sends.
     pub stateful_reconnect_buffer_size: usize,
     /// How long after receiving a message the server acknowledges it (stateful reconnect).
     pub ack_delay: Duration,
