@@ -636,6 +636,8 @@ async fn poll(
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
             .into_response();
     }
+    // A poll is activity: it keeps a Long Polling connection alive.
+    conn.send(Event::Data(Bytes::new()));
     let token = CancellationToken::new();
     if let Some(old) = conn.lp_cancel.lock().unwrap().replace(token.clone()) {
         old.cancel();

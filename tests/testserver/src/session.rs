@@ -351,6 +351,19 @@ impl Session {
         &self.server.options
     }
 
+    /// Long Polling has no client timeout (inherent keep-alive); polls count as activity there,
+    /// so a client that stopped polling is dropped after twice the poll timeout (at least the
+    /// client timeout).
+    fn receive_timeout(&self) -> Duration {
+        let o = self.opts();
+        if self.kind == Some(TransportKind::LongPolling) {
+            o.client_timeout
+                .max(o.long_poll_timeout * 2 + Duration::from_secs(5))
+        } else {
+            o.client_timeout
+        }
+    }
+
     fn handshake_done(&self) -> bool {
         self.protocol.is_some()
     }
@@ -368,9 +381,7 @@ impl Session {
             if !self.conn.faults.no_pings {
                 d.push(self.last_sent + o.keep_alive_interval);
             }
-            if self.kind != Some(TransportKind::LongPolling) {
-                d.push(self.last_recv + o.client_timeout);
-            }
+            d.push(self.last_recv + self.receive_timeout());
         }
         d.extend(self.ack_deadline);
         d.extend(self.grace_deadline);
@@ -411,9 +422,7 @@ impl Session {
             }
         }
         if self.handshake_done() && self.tx.is_some() {
-            if self.kind != Some(TransportKind::LongPolling)
-                && now >= self.last_recv + o.client_timeout
-            {
+            if now >= self.last_recv + self.receive_timeout() {
                 eprintln!(
                     "hublink-testserver: connection {}: client timeout",
                     self.conn.id
