@@ -1,0 +1,270 @@
+//! Opening a connection: negotiate (with redirects), choose a transport (with fallback),
+//! and complete the hub handshake.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tracing::{debug, warn};
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::http::{HttpClient, HttpOptions};
+use crate::protocol::handshake::{
+    handshake_error_text, parse_handshake_response, HandshakeRequest, HANDSHAKE_VERSION,
+};
+use crate::protocol::negotiate::{
+    check_negotiate_status, negotiate_failure_text, parse_negotiate_response, NegotiateRedirects,
+    NegotiateResponse, NegotiateStep,
+};
+use crate::protocol::transports::{
+    check_skip_negotiation, select_transports, TransportKind, TransportSet,
+};
+use crate::protocol::{HubProtocol, MessageDecoder};
+use crate::runtime;
+use crate::transport::{
+    self, BoxFuture, ConnectRequest, OutgoingFrame, TransportEvent, TransportLink,
+};
+
+/// Produces the bearer token for a connection attempt; called for every negotiate (and so for
+/// every reconnect). `Ok(None)` sends no token.
+#[cfg(not(target_arch = "wasm32"))]
+pub type AccessTokenFactory =
+    Arc<dyn Fn() -> BoxFuture<'static, std::result::Result<Option<String>, String>> + Send + Sync>;
+/// Produces the bearer token for a connection attempt; called for every negotiate (and so for
+/// every reconnect). `Ok(None)` sends no token.
+#[cfg(target_arch = "wasm32")]
+pub type AccessTokenFactory =
+    Arc<dyn Fn() -> BoxFuture<'static, std::result::Result<Option<String>, String>>>;
+
+/// The largest negotiate answer read (an answer is a few hundred bytes).
+const MAX_NEGOTIATE_RESPONSE: usize = 1024 * 1024;
+
+/// Everything the builder decided about how to connect.
+#[derive(Clone)]
+pub(crate) struct ConnectOptions {
+    pub url: Url,
+    pub protocol: HubProtocol,
+    pub transports: TransportSet,
+    pub skip_negotiation: bool,
+    pub access_token_factory: Option<AccessTokenFactory>,
+    pub http: HttpOptions,
+    pub handshake_timeout: Duration,
+    pub max_message_size: usize,
+}
+
+/// A connection with a running transport and a completed handshake.
+pub(crate) struct Established {
+    pub link: TransportLink,
+    pub connection_id: Option<String>,
+    pub transport: TransportKind,
+    /// Holds whatever arrived right after the handshake answer.
+    pub decoder: MessageDecoder,
+}
+
+/// Negotiates, starts a transport and completes the handshake.
+pub(crate) async fn establish(options: &ConnectOptions, http: &HttpClient) -> Result<Established> {
+    let (link, connection_id) = open_transport(options, http).await?;
+    let transport = link.kind;
+    debug!(%transport, "transport started");
+    let (link, decoder) = handshake(options, link).await?;
+    Ok(Established {
+        link,
+        connection_id,
+        transport,
+        decoder,
+    })
+}
+
+async fn access_token(options: &ConnectOptions) -> Result<Option<String>> {
+    match &options.access_token_factory {
+        None => Ok(None),
+        Some(factory) => factory().await.map_err(|e| Error::Negotiation {
+            status: None,
+            message: format!("The access token factory failed: {e}"),
+        }),
+    }
+}
+
+fn negotiation_error(status: Option<u16>, message: impl Into<String>) -> Error {
+    Error::Negotiation {
+        status,
+        message: message.into(),
+    }
+}
+
+async fn open_transport(
+    options: &ConnectOptions,
+    http: &HttpClient,
+) -> Result<(TransportLink, Option<String>)> {
+    let format = options.protocol.transfer_format();
+    if options.skip_negotiation {
+        check_skip_negotiation(options.transports)
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let request = ConnectRequest {
+            url: options.url.clone(),
+            format,
+            access_token: access_token(options).await?,
+            http: http.clone(),
+        };
+        let transport = transport::builtin(TransportKind::WebSockets).ok_or_else(|| {
+            Error::Transport("'WebSockets' is not supported in your environment.".into())
+        })?;
+        return Ok((transport.connect(request).await?, None));
+    }
+
+    let (mut response, mut base_url, mut token) = negotiate(options, http).await?;
+    let mut attempts =
+        select_transports(&response.available_transports, options.transports, format)
+            .into_attempts();
+    while let Some(next) = attempts.next_attempt() {
+        if next.renegotiate {
+            (response, base_url, token) = negotiate(options, http).await?;
+        }
+        let Some(transport) = transport::builtin(next.transport) else {
+            attempts.failed(
+                next.transport,
+                &format!("'{}' is not supported in your environment.", next.transport),
+            );
+            continue;
+        };
+        let request = ConnectRequest {
+            url: response.connect_url(&base_url),
+            format,
+            access_token: token.clone(),
+            http: http.clone(),
+        };
+        match transport.connect(request).await {
+            Ok(link) => return Ok((link, Some(response.connection_id))),
+            Err(e) => {
+                warn!(transport = %transport.kind(), error = %e, "transport failed to start");
+                attempts.failed(next.transport, &e.to_string());
+            }
+        }
+    }
+    Err(Error::Transport(attempts.error_text()))
+}
+
+/// The negotiate loop: follows redirects (up to 100), and returns the answer naming the
+/// connection, the hub URL it applies to, and the token to use with it.
+async fn negotiate(
+    options: &ConnectOptions,
+    http: &HttpClient,
+) -> Result<(NegotiateResponse, Url, Option<String>)> {
+    let mut redirects = NegotiateRedirects::new(options.url.clone(), false);
+    let mut token = access_token(options).await?;
+    loop {
+        let url = redirects.negotiate_url();
+        debug!(url = %without_query(&url), "negotiating");
+        let response = http
+            .request(reqwest::Method::POST, &url, token.as_deref())
+            .timeout(http.timeout)
+            .send()
+            .await
+            .map_err(|e| negotiation_error(None, negotiate_failure_text(&e.to_string())))?;
+        let status = response.status().as_u16();
+        let body = read_limited(response, MAX_NEGOTIATE_RESPONSE)
+            .await
+            .map_err(|e| negotiation_error(Some(status), negotiate_failure_text(&e)))?;
+        check_negotiate_status(status, &String::from_utf8_lossy(&body))
+            .map_err(|text| negotiation_error(Some(status), text))?;
+        let answer = parse_negotiate_response(&body)
+            .map_err(|e| negotiation_error(Some(status), e.to_string()))?;
+        match redirects
+            .on_answer(answer)
+            .map_err(|e| negotiation_error(Some(status), e.to_string()))?
+        {
+            NegotiateStep::Negotiate { access_token, .. } => {
+                token = match access_token {
+                    Some(t) => Some(t),
+                    None => self::access_token(options).await?,
+                };
+            }
+            NegotiateStep::Connect {
+                response,
+                base_url,
+                access_token,
+            } => return Ok((response, base_url, access_token.or(token))),
+        }
+    }
+}
+
+async fn read_limited(
+    response: reqwest::Response,
+    limit: usize,
+) -> std::result::Result<Vec<u8>, String> {
+    use futures_util::StreamExt;
+    let mut body = Vec::new();
+    let mut chunks = response.bytes_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| e.to_string())?;
+        if body.len() + chunk.len() > limit {
+            return Err(format!("the answer is larger than {limit} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A URL without its query, which may carry tokens, for logs.
+pub(crate) fn without_query(url: &Url) -> String {
+    let mut url = url.clone();
+    url.set_query(None);
+    url.to_string()
+}
+
+/// Sends the handshake request and waits (bounded) for the answer.
+async fn handshake(
+    options: &ConnectOptions,
+    mut link: TransportLink,
+) -> Result<(TransportLink, MessageDecoder)> {
+    let request = HandshakeRequest::new(options.protocol.name(), HANDSHAKE_VERSION).to_bytes();
+    let (written, written_rx) = oneshot::channel();
+    link.outgoing
+        .send(OutgoingFrame {
+            data: request.into(),
+            written: Some(written),
+        })
+        .await
+        .map_err(|_| Error::Transport("The transport closed before the handshake.".into()))?;
+    written_rx
+        .await
+        .map_err(|_| Error::Transport("The transport closed before the handshake.".into()))??;
+
+    let timeout = options.handshake_timeout;
+    let mut received = Vec::new();
+    let answer = async {
+        loop {
+            match link.incoming.recv().await {
+                Some(TransportEvent::Message(bytes)) => {
+                    received.extend_from_slice(&bytes);
+                    if let Some((response, consumed)) =
+                        parse_handshake_response(&received, options.max_message_size)?
+                    {
+                        if let Some(error) = response.error {
+                            return Err(Error::Handshake(handshake_error_text(&error)));
+                        }
+                        let mut decoder = options.protocol.decoder(options.max_message_size);
+                        decoder.push(&received[consumed..]);
+                        return Ok(decoder);
+                    }
+                }
+                Some(TransportEvent::Closed(Some(error))) => return Err(error),
+                Some(TransportEvent::Closed(None)) | None => return Err(Error::Handshake(
+                    "The underlying connection was closed before the hub handshake could complete."
+                        .into(),
+                )),
+            }
+        }
+    };
+    let decoder = tokio::select! {
+        result = answer => result?,
+        _ = runtime::sleep(timeout) => {
+            return Err(Error::Handshake(format!(
+                "The server did not answer the handshake within {} ms.",
+                timeout.as_millis()
+            )))
+        }
+    };
+    Ok((link, decoder))
+}

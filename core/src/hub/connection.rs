@@ -1,0 +1,619 @@
+//! `HubConnection`: the handle users hold.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn, Instrument};
+
+use super::arguments::{Argument, Arguments, FromArguments, IntoArguments, UploadStream};
+use super::driver::{Command, Driver, Ended};
+use super::handlers::{erase, HandlerId, HandlerOutput, Handlers};
+use super::stream::HubStream;
+use crate::connect::{establish, without_query, ConnectOptions};
+use crate::error::{Error, Result};
+use crate::http::HttpClient;
+use crate::protocol::invocations::InvocationIds;
+use crate::protocol::keep_alive::KeepAlive;
+use crate::protocol::transports::TransportKind;
+use crate::protocol::{
+    Completion, CompletionOutcome, HubMessage, HubProtocol, Invocation, Payload, StreamInvocation,
+    StreamItem, Value,
+};
+use crate::runtime;
+
+/// The states of a connection, as in the official clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HubConnectionState {
+    /// Not connected; `start` may be called.
+    Disconnected,
+    /// `start` is negotiating, connecting the transport or handshaking.
+    Connecting,
+    /// Connected: calls go to the server.
+    Connected,
+    /// `stop` is closing the connection.
+    Disconnecting,
+    /// Automatic reconnect is waiting or trying.
+    Reconnecting,
+}
+
+impl fmt::Display for HubConnectionState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// An upload stream with the stream id it was given.
+type Upload = (String, UploadStream);
+
+const NOT_CONNECTED: &str = "Cannot send data if the connection is not in the 'Connected' State.";
+
+#[cfg(not(target_arch = "wasm32"))]
+type CloseCallback = Arc<dyn Fn(Option<Error>) + Send + Sync>;
+#[cfg(target_arch = "wasm32")]
+type CloseCallback = Arc<dyn Fn(Option<Error>)>;
+
+/// State shared by the handles and the running connection.
+pub(crate) struct Shared {
+    pub(crate) options: ConnectOptions,
+    pub(crate) keep_alive_interval_ms: u64,
+    pub(crate) server_timeout_ms: u64,
+    state: Mutex<Run>,
+    handlers: Handlers,
+    close_callbacks: Mutex<Vec<CloseCallback>>,
+    ids: Mutex<InvocationIds>,
+}
+
+struct Run {
+    state: HubConnectionState,
+    connection_id: Option<String>,
+    transport: Option<TransportKind>,
+    commands: Option<mpsc::Sender<Command>>,
+    abort_start: Option<oneshot::Sender<()>>,
+    stopped: Vec<oneshot::Sender<()>>,
+}
+
+/// A connection to a SignalR hub. Cheap to clone; all clones drive the same connection.
+///
+/// ```no_run
+/// # async fn demo() -> hublink::Result<()> {
+/// use hublink::HubConnectionBuilder;
+/// let connection = HubConnectionBuilder::new()
+///     .with_url("http://localhost:5000/chat")
+///     .build()?;
+/// connection.on("ReceiveMessage", |(user, text): (String, String)| async move {
+///     println!("{user}: {text}");
+/// });
+/// connection.start().await?;
+/// connection.send("SendMessage", ("me", "hello")).await?;
+/// let echoed: String = connection.invoke("Echo", ("hi",)).await?;
+/// connection.stop().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct HubConnection {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for HubConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HubConnection")
+            .field("url", &without_query(&self.shared.options.url))
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+impl HubConnection {
+    pub(crate) fn new(
+        options: ConnectOptions,
+        keep_alive_interval_ms: u64,
+        server_timeout_ms: u64,
+    ) -> Self {
+        HubConnection {
+            shared: Arc::new(Shared {
+                options,
+                keep_alive_interval_ms,
+                server_timeout_ms,
+                state: Mutex::new(Run {
+                    state: HubConnectionState::Disconnected,
+                    connection_id: None,
+                    transport: None,
+                    commands: None,
+                    abort_start: None,
+                    stopped: Vec::new(),
+                }),
+                handlers: Handlers::default(),
+                close_callbacks: Mutex::new(Vec::new()),
+                ids: Mutex::new(InvocationIds::default()),
+            }),
+        }
+    }
+
+    fn run(&self) -> std::sync::MutexGuard<'_, Run> {
+        self.shared.state.lock().expect("state lock")
+    }
+
+    /// The current state.
+    pub fn state(&self) -> HubConnectionState {
+        self.run().state
+    }
+
+    /// The connection id the server gave, while connected (`None` when negotiation was
+    /// skipped).
+    pub fn connection_id(&self) -> Option<String> {
+        self.run().connection_id.clone()
+    }
+
+    /// The transport in use, while connected.
+    pub fn transport(&self) -> Option<TransportKind> {
+        self.run().transport
+    }
+
+    /// The hub protocol of this connection.
+    pub fn protocol(&self) -> HubProtocol {
+        self.shared.options.protocol
+    }
+
+    /// Connects: negotiates, starts a transport (falling back as needed) and handshakes.
+    pub async fn start(&self) -> Result<()> {
+        let (abort_tx, abort_rx) = oneshot::channel();
+        {
+            let mut run = self.run();
+            if run.state != HubConnectionState::Disconnected {
+                return Err(Error::InvalidState(
+                    "Cannot start a HubConnection that is not in the 'Disconnected' state.".into(),
+                ));
+            }
+            run.state = HubConnectionState::Connecting;
+            run.abort_start = Some(abort_tx);
+        }
+        let span = tracing::info_span!("hublink", url = %without_query(&self.shared.options.url));
+        let result = async {
+            let http = HttpClient::new(&self.shared.options.http)?;
+            tokio::select! {
+                established = establish(&self.shared.options, &http) => established,
+                _ = abort_rx => Err(Error::ConnectionClosed(
+                    "The connection was stopped during negotiation.".into(),
+                )),
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        let established = match result {
+            Ok(established) => established,
+            Err(e) => {
+                let mut run = self.run();
+                run.state = HubConnectionState::Disconnected;
+                run.abort_start = None;
+                for stopped in run.stopped.drain(..) {
+                    let _ = stopped.send(());
+                }
+                return Err(e);
+            }
+        };
+
+        let (commands_tx, commands_rx) = mpsc::channel(256);
+        let (invocations_tx, invocations_rx) = mpsc::unbounded_channel();
+        let keep_alive = if established.transport.has_inherent_keep_alive() {
+            KeepAlive::inherent()
+        } else {
+            KeepAlive::new(
+                self.shared.keep_alive_interval_ms,
+                self.shared.server_timeout_ms,
+                runtime::now_ms(),
+            )
+        };
+        let driver = Driver::new(
+            self.shared.options.protocol,
+            established.link,
+            established.decoder,
+            keep_alive,
+            commands_rx,
+            invocations_tx,
+        );
+        {
+            let mut run = self.run();
+            run.abort_start = None;
+            if run.state != HubConnectionState::Connecting {
+                // stop() raced the end of the handshake: close what was just opened.
+                drop(run);
+                drop(driver);
+                return Err(Error::ConnectionClosed(
+                    "The connection was stopped before the hub handshake could complete.".into(),
+                ));
+            }
+            run.state = HubConnectionState::Connected;
+            run.connection_id = established.connection_id.clone();
+            run.transport = Some(established.transport);
+            run.commands = Some(commands_tx.clone());
+        }
+        info!(parent: &span, transport = %established.transport, connection_id = ?established.connection_id, "connected");
+
+        let shared = self.shared.clone();
+        let weak_commands = commands_tx.downgrade();
+        drop(commands_tx);
+        runtime::spawn(
+            dispatch_invocations(shared.clone(), invocations_rx, weak_commands)
+                .instrument(span.clone()),
+        );
+        runtime::spawn(
+            async move {
+                let ended = driver.run().await;
+                connection_ended(&shared, ended);
+            }
+            .instrument(span),
+        );
+        Ok(())
+    }
+
+    /// Closes the connection: sends Close, stops the transport, fails pending calls, and
+    /// fires the close event. Does nothing when already disconnected.
+    pub async fn stop(&self) -> Result<()> {
+        let (stopped_tx, stopped_rx) = oneshot::channel();
+        {
+            let mut run = self.run();
+            match run.state {
+                HubConnectionState::Disconnected => return Ok(()),
+                HubConnectionState::Connecting => {
+                    if let Some(abort) = run.abort_start.take() {
+                        let _ = abort.send(());
+                    }
+                    run.state = HubConnectionState::Disconnecting;
+                }
+                HubConnectionState::Connected
+                | HubConnectionState::Disconnecting
+                | HubConnectionState::Reconnecting => {
+                    run.state = HubConnectionState::Disconnecting;
+                    if let Some(commands) = &run.commands {
+                        let _ = commands.try_send(Command::Stop);
+                    }
+                }
+            }
+            run.stopped.push(stopped_tx);
+        }
+        let _ = stopped_rx.await;
+        Ok(())
+    }
+
+    fn commands(&self) -> Result<mpsc::Sender<Command>> {
+        self.run()
+            .commands
+            .clone()
+            .ok_or_else(|| Error::InvalidState(NOT_CONNECTED.into()))
+    }
+
+    fn encode(&self, message: &HubMessage) -> Result<Bytes> {
+        let mut out = Vec::with_capacity(64);
+        self.protocol()
+            .write_message(message, &mut out)
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        Ok(out.into())
+    }
+
+    /// Splits arguments into values and upload streams, allocating stream ids before the
+    /// invocation id, as the official clients do.
+    fn prepare(&self, arguments: impl IntoArguments) -> Result<(Vec<Payload>, Vec<Upload>)> {
+        let mut values = Vec::new();
+        let mut uploads = Vec::new();
+        for argument in arguments.into_arguments(self.protocol())? {
+            match argument {
+                Argument::Value(payload) => values.push(payload),
+                Argument::Stream(stream) => {
+                    let id = self.next_id();
+                    uploads.push((id, stream));
+                }
+            }
+        }
+        Ok((values, uploads))
+    }
+
+    fn next_id(&self) -> String {
+        self.shared.ids.lock().expect("ids lock").next_id()
+    }
+
+    fn stream_ids(uploads: &[Upload]) -> Option<Vec<String>> {
+        (!uploads.is_empty()).then(|| uploads.iter().map(|(id, _)| id.clone()).collect())
+    }
+
+    fn start_uploads(
+        &self,
+        commands: &mpsc::Sender<Command>,
+        uploads: Vec<(String, UploadStream)>,
+    ) {
+        let protocol = self.protocol();
+        for (id, stream) in uploads {
+            let commands = commands.clone();
+            runtime::spawn(async move {
+                let mut items = stream.into_payloads(protocol);
+                let mut outcome = CompletionOutcome::Void;
+                while let Some(item) = items.next().await {
+                    let message = match item {
+                        Ok(item) => HubMessage::StreamItem(StreamItem {
+                            invocation_id: id.clone(),
+                            item,
+                            headers: vec![],
+                        }),
+                        Err(error) => {
+                            outcome = CompletionOutcome::Error(error);
+                            break;
+                        }
+                    };
+                    if send_frame(&commands, protocol, &message).await.is_err() {
+                        return;
+                    }
+                }
+                let completion = HubMessage::Completion(Completion {
+                    invocation_id: id,
+                    outcome,
+                    headers: vec![],
+                });
+                let _ = send_frame(&commands, protocol, &completion).await;
+            });
+        }
+    }
+
+    /// Invokes a hub method and waits for its result. Use `()` as `T` for a void method.
+    ///
+    /// ```no_run
+    /// # async fn demo(connection: hublink::HubConnection) -> hublink::Result<()> {
+    /// let sum: i32 = connection.invoke("Add", (1, 2)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn invoke<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        arguments: impl IntoArguments,
+    ) -> Result<T> {
+        let payload = self.invoke_payload(method, arguments).await?;
+        match payload {
+            Some(payload) => payload.deserialize(),
+            None => Payload::Value(Value::Null).deserialize(),
+        }
+        .map_err(|e| Error::InvalidArgument(format!("the result of '{method}': {e}")))
+    }
+
+    /// Invokes a hub method and returns its raw result (`None` for a void method).
+    pub async fn invoke_payload(
+        &self,
+        method: &str,
+        arguments: impl IntoArguments,
+    ) -> Result<Option<Payload>> {
+        let commands = self.commands()?;
+        let (arguments, uploads) = self.prepare(arguments)?;
+        let id = self.next_id();
+        let frame = self.encode(&HubMessage::Invocation(Invocation {
+            invocation_id: Some(id.clone()),
+            target: method.to_owned(),
+            arguments,
+            stream_ids: Self::stream_ids(&uploads),
+            headers: vec![],
+        }))?;
+        let (reply, result) = oneshot::channel();
+        commands
+            .send(Command::Invoke { id, frame, reply })
+            .await
+            .map_err(|_| Error::InvalidState(NOT_CONNECTED.into()))?;
+        self.start_uploads(&commands, uploads);
+        result.await.map_err(|_| {
+            Error::ConnectionClosed(crate::protocol::invocations::CONNECTION_CLOSED.into())
+        })?
+    }
+
+    /// Invokes a hub method without waiting for it to run (fire-and-forget). Resolves once
+    /// the invocation is written to the transport.
+    pub async fn send(&self, method: &str, arguments: impl IntoArguments) -> Result<()> {
+        let commands = self.commands()?;
+        let (arguments, uploads) = self.prepare(arguments)?;
+        let message = HubMessage::Invocation(Invocation {
+            invocation_id: None,
+            target: method.to_owned(),
+            arguments,
+            stream_ids: Self::stream_ids(&uploads),
+            headers: vec![],
+        });
+        let frame = self.encode(&message)?;
+        let (written, done) = oneshot::channel();
+        commands
+            .send(Command::Send {
+                frame,
+                written: Some(written),
+            })
+            .await
+            .map_err(|_| Error::InvalidState(NOT_CONNECTED.into()))?;
+        self.start_uploads(&commands, uploads);
+        done.await.map_err(|_| {
+            Error::ConnectionClosed(crate::protocol::invocations::CONNECTION_CLOSED.into())
+        })?
+    }
+
+    /// Starts a server-to-client stream. Dropping the returned stream cancels it.
+    ///
+    /// ```no_run
+    /// # async fn demo(connection: hublink::HubConnection) -> hublink::Result<()> {
+    /// use futures_util::StreamExt;
+    /// let mut counter = connection.stream::<i32>("Counter", (10,)).await?;
+    /// while let Some(n) = counter.next().await {
+    ///     println!("{}", n?);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn stream<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        arguments: impl IntoArguments,
+    ) -> Result<HubStream<T>> {
+        let commands = self.commands()?;
+        let (arguments, uploads) = self.prepare(arguments)?;
+        let id = self.next_id();
+        let frame = self.encode(&HubMessage::StreamInvocation(StreamInvocation {
+            invocation_id: id.clone(),
+            target: method.to_owned(),
+            arguments,
+            stream_ids: Self::stream_ids(&uploads),
+            headers: vec![],
+        }))?;
+        let (items_tx, items_rx) = mpsc::unbounded_channel();
+        commands
+            .send(Command::Stream {
+                id: id.clone(),
+                frame,
+                items: items_tx,
+            })
+            .await
+            .map_err(|_| Error::InvalidState(NOT_CONNECTED.into()))?;
+        self.start_uploads(&commands, uploads);
+        Ok(HubStream::new(id, items_rx, commands))
+    }
+
+    /// Registers a handler for a method the server calls. Method names match
+    /// case-insensitively. A handler returning `Result<T, E>` answers the server's client
+    /// result request; one returning `()` answers nothing.
+    ///
+    /// ```no_run
+    /// # fn demo(connection: hublink::HubConnection) {
+    /// connection.on("Message", |(text,): (String,)| async move { println!("{text}") });
+    /// connection.on("GetNumber", |(): ()| async { Ok::<_, String>(42) });
+    /// # }
+    /// ```
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn on<A, F, Fut, O>(&self, method: &str, handler: F) -> HandlerId
+    where
+        A: FromArguments + 'static,
+        F: Fn(A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = O> + Send + 'static,
+        O: HandlerOutput + 'static,
+    {
+        self.shared.handlers.add(method, erase(handler))
+    }
+
+    /// Registers a handler for a method the server calls (see the native documentation).
+    #[cfg(target_arch = "wasm32")]
+    pub fn on<A, F, Fut, O>(&self, method: &str, handler: F) -> HandlerId
+    where
+        A: FromArguments + 'static,
+        F: Fn(A) -> Fut + 'static,
+        Fut: Future<Output = O> + 'static,
+        O: HandlerOutput + 'static,
+    {
+        self.shared.handlers.add(method, erase(handler))
+    }
+
+    /// Removes every handler of `method`.
+    pub fn off(&self, method: &str) {
+        self.shared.handlers.remove_all(method);
+    }
+
+    /// Removes one handler.
+    pub fn remove_handler(&self, method: &str, id: HandlerId) {
+        self.shared.handlers.remove(method, id);
+    }
+
+    /// Registers a callback for the end of the connection, with the error that ended it
+    /// (`None` after `stop()` or a clean server close).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn on_close(&self, callback: impl Fn(Option<Error>) + Send + Sync + 'static) {
+        self.shared
+            .close_callbacks
+            .lock()
+            .expect("callbacks lock")
+            .push(Arc::new(callback));
+    }
+
+    /// Registers a callback for the end of the connection.
+    #[cfg(target_arch = "wasm32")]
+    pub fn on_close(&self, callback: impl Fn(Option<Error>) + 'static) {
+        self.shared
+            .close_callbacks
+            .lock()
+            .expect("callbacks lock")
+            .push(Arc::new(callback));
+    }
+}
+
+async fn send_frame(
+    commands: &mpsc::Sender<Command>,
+    protocol: HubProtocol,
+    message: &HubMessage,
+) -> Result<()> {
+    let mut out = Vec::with_capacity(64);
+    protocol
+        .write_message(message, &mut out)
+        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    let (written, done) = oneshot::channel();
+    commands
+        .send(Command::Send {
+            frame: out.into(),
+            written: Some(written),
+        })
+        .await
+        .map_err(|_| Error::InvalidState(NOT_CONNECTED.into()))?;
+    done.await.map_err(|_| {
+        Error::ConnectionClosed(crate::protocol::invocations::CONNECTION_CLOSED.into())
+    })?
+}
+
+/// Runs client methods one invocation at a time, in the order they arrived, and sends the
+/// client results back.
+async fn dispatch_invocations(
+    shared: Arc<Shared>,
+    mut invocations: mpsc::UnboundedReceiver<Invocation>,
+    commands: mpsc::WeakSender<Command>,
+) {
+    let protocol = shared.options.protocol;
+    while let Some(invocation) = invocations.recv().await {
+        let expects_result = invocation.invocation_id.is_some();
+        let outcome = shared
+            .handlers
+            .dispatch(
+                &invocation.target,
+                Arguments(invocation.arguments),
+                protocol,
+                expects_result,
+            )
+            .await;
+        if let (Some(outcome), Some(id)) = (outcome, invocation.invocation_id) {
+            let Some(commands) = commands.upgrade() else {
+                return;
+            };
+            let completion = HubMessage::Completion(Completion {
+                invocation_id: id,
+                outcome,
+                headers: vec![],
+            });
+            if let Err(e) = send_frame(&commands, protocol, &completion).await {
+                warn!(error = %e, "could not send a client result");
+            }
+        }
+    }
+}
+
+fn connection_ended(shared: &Arc<Shared>, ended: Ended) {
+    let stopped = {
+        let mut run = shared.state.lock().expect("state lock");
+        run.state = HubConnectionState::Disconnected;
+        run.connection_id = None;
+        run.transport = None;
+        run.commands = None;
+        std::mem::take(&mut run.stopped)
+    };
+    match &ended.error {
+        Some(error) => info!(%error, allow_reconnect = ended.allow_reconnect, "connection closed"),
+        None => info!("connection closed"),
+    }
+    let callbacks = shared
+        .close_callbacks
+        .lock()
+        .expect("callbacks lock")
+        .clone();
+    for callback in callbacks {
+        callback(ended.error.clone());
+    }
+    for s in stopped {
+        let _ = s.send(());
+    }
+}

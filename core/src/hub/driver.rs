@@ -1,0 +1,373 @@
+//! The task that owns a running connection: one loop over transport input, the outgoing
+//! queue, caller commands and the keep-alive timer. Every protocol rule it applies lives in
+//! `protocol/`; this file only moves bytes and completes futures.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, trace, warn};
+
+use crate::error::{Error, Result};
+use crate::protocol::invocations::{Delivery, PendingCalls, CONNECTION_CLOSED};
+use crate::protocol::keep_alive::{KeepAlive, KeepAliveAction, SERVER_TIMEOUT_ELAPSED};
+use crate::protocol::{
+    CancelInvocation, Close, HubMessage, HubProtocol, Invocation, MessageDecoder, Payload,
+};
+use crate::runtime;
+use crate::transport::{OutgoingFrame, TransportEvent, TransportLink};
+
+/// How many frames the driver queues before it stops taking caller commands (backpressure).
+const QUEUE_LIMIT: usize = 256;
+
+/// How long a graceful stop waits for the transport to confirm it closed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+pub(crate) type InvokeReply = oneshot::Sender<Result<Option<Payload>>>;
+pub(crate) type StreamItems = mpsc::UnboundedSender<Result<Payload>>;
+
+/// What callers ask of a running connection.
+pub(crate) enum Command {
+    /// Write a frame; `written` completes once it is on the wire.
+    Send {
+        frame: Bytes,
+        written: Option<oneshot::Sender<Result<()>>>,
+    },
+    /// Write an invocation and route its Completion to `reply`.
+    Invoke {
+        id: String,
+        frame: Bytes,
+        reply: InvokeReply,
+    },
+    /// Write a stream invocation and route its items to `items`.
+    Stream {
+        id: String,
+        frame: Bytes,
+        items: StreamItems,
+    },
+    /// The caller dropped a stream: forget it and tell the server.
+    CancelStream { id: String },
+    /// Close the connection: send Close, stop the transport, end.
+    Stop,
+}
+
+/// Why the loop ended, for the close event and the pending calls.
+pub(crate) struct Ended {
+    /// The error, or `None` for a clean end (a user stop, a server Close without error).
+    pub error: Option<Error>,
+    /// Whether the server's Close allowed a reconnect.
+    pub allow_reconnect: bool,
+}
+
+pub(crate) struct Driver {
+    protocol: HubProtocol,
+    incoming: mpsc::Receiver<TransportEvent>,
+    outgoing: Option<mpsc::Sender<OutgoingFrame>>,
+    decoder: MessageDecoder,
+    pending: PendingCalls<InvokeReply, StreamItems>,
+    keep_alive: KeepAlive,
+    commands: mpsc::Receiver<Command>,
+    invocations: mpsc::UnboundedSender<Invocation>,
+    queue: VecDeque<OutgoingFrame>,
+    stopping: Option<u64>,
+}
+
+impl Driver {
+    pub(crate) fn new(
+        protocol: HubProtocol,
+        link: TransportLink,
+        decoder: MessageDecoder,
+        keep_alive: KeepAlive,
+        commands: mpsc::Receiver<Command>,
+        invocations: mpsc::UnboundedSender<Invocation>,
+    ) -> Self {
+        Driver {
+            protocol,
+            incoming: link.incoming,
+            outgoing: Some(link.outgoing),
+            decoder,
+            pending: PendingCalls::default(),
+            keep_alive,
+            commands,
+            invocations,
+            queue: VecDeque::new(),
+            stopping: None,
+        }
+    }
+
+    fn encode(&self, message: &HubMessage) -> Bytes {
+        let mut out = Vec::with_capacity(32);
+        self.protocol
+            .write_message(message, &mut out)
+            .expect("control messages always encode");
+        out.into()
+    }
+
+    fn enqueue(&mut self, data: Bytes, written: Option<oneshot::Sender<Result<()>>>) {
+        self.queue.push_back(OutgoingFrame { data, written });
+    }
+
+    /// Runs until the connection ends; then fails every pending call.
+    pub(crate) async fn run(mut self) -> Ended {
+        if self.keep_alive.next_deadline().is_some() {
+            // The official clients ping right after the handshake.
+            let ping = self.encode(&HubMessage::Ping);
+            self.enqueue(ping, None);
+        }
+        // Messages that came with the handshake answer.
+        let mut ended = self.drain_decoder();
+        while ended.is_none() {
+            ended = self.step().await;
+        }
+        let ended = ended.expect("loop ends with a reason");
+        self.fail_everything(&ended);
+        ended
+    }
+
+    async fn step(&mut self) -> Option<Ended> {
+        let now = runtime::now_ms();
+        let wait = match (self.stopping, self.keep_alive.next_deadline()) {
+            (Some(deadline), _) => Some(deadline.saturating_sub(now)),
+            (None, deadline) => deadline.map(|d| d.saturating_sub(now)),
+        };
+        let can_take_commands = self.queue.len() < QUEUE_LIMIT && self.stopping.is_none();
+        let sender = self.outgoing.clone();
+        tokio::select! {
+            biased;
+            event = self.incoming.recv() => match event {
+                Some(TransportEvent::Message(bytes)) => {
+                    self.keep_alive.on_received(runtime::now_ms());
+                    self.decoder.push(&bytes);
+                    self.drain_decoder()
+                }
+                Some(TransportEvent::Closed(error)) => Some(self.transport_closed(error)),
+                None => Some(self.transport_closed(None)),
+            },
+            permit = reserve(&sender), if !self.queue.is_empty() => {
+                match permit {
+                    Some(permit) => {
+                        let frame = self.queue.pop_front().expect("queue not empty");
+                        permit.send(frame);
+                        self.keep_alive.on_sent(runtime::now_ms());
+                        self.after_write()
+                    }
+                    None => {
+                        // The transport is gone; its Closed event says why.
+                        self.outgoing = None;
+                        None
+                    }
+                }
+            },
+            command = self.commands.recv(), if can_take_commands => match command {
+                Some(command) => self.on_command(command),
+                None => self.begin_stop(),
+            },
+            _ = sleep_for(wait) => self.on_timer(),
+        }
+    }
+
+    fn after_write(&mut self) -> Option<Ended> {
+        if self.stopping.is_some() && self.queue.is_empty() {
+            // Everything, Close included, is handed over: closing the sender stops the
+            // transport gracefully, and its Closed event ends the loop.
+            self.outgoing = None;
+        }
+        None
+    }
+
+    fn on_command(&mut self, command: Command) -> Option<Ended> {
+        match command {
+            Command::Send { frame, written } => self.enqueue(frame, written),
+            Command::Invoke { id, frame, reply } => {
+                self.pending.add_invoke(id, reply);
+                self.enqueue(frame, None);
+            }
+            Command::Stream { id, frame, items } => {
+                self.pending.add_stream(id, items);
+                self.enqueue(frame, None);
+            }
+            Command::CancelStream { id } => {
+                if self.pending.cancel_stream(&id).is_some() {
+                    let cancel = self.encode(&HubMessage::CancelInvocation(CancelInvocation {
+                        invocation_id: id,
+                        headers: vec![],
+                    }));
+                    self.enqueue(cancel, None);
+                }
+            }
+            Command::Stop => return self.begin_stop(),
+        }
+        None
+    }
+
+    fn begin_stop(&mut self) -> Option<Ended> {
+        if self.stopping.is_none() {
+            debug!("stopping");
+            let close = self.encode(&HubMessage::Close(Close::default()));
+            self.enqueue(close, None);
+            self.stopping = Some(runtime::now_ms() + STOP_GRACE.as_millis() as u64);
+        }
+        None
+    }
+
+    fn on_timer(&mut self) -> Option<Ended> {
+        let now = runtime::now_ms();
+        if let Some(deadline) = self.stopping {
+            if now >= deadline {
+                warn!("the transport did not confirm the stop in time");
+                return Some(Ended {
+                    error: None,
+                    allow_reconnect: false,
+                });
+            }
+            return None;
+        }
+        match self.keep_alive.poll(now) {
+            KeepAliveAction::Wait => None,
+            KeepAliveAction::SendPing => {
+                trace!("sending ping");
+                let ping = self.encode(&HubMessage::Ping);
+                self.enqueue(ping, None);
+                // Counted as sent now, so a slow queue does not stack up pings.
+                self.keep_alive.on_sent(now);
+                None
+            }
+            KeepAliveAction::ServerTimeout => Some(Ended {
+                error: Some(Error::ConnectionClosed(SERVER_TIMEOUT_ELAPSED.into())),
+                allow_reconnect: true,
+            }),
+        }
+    }
+
+    fn transport_closed(&mut self, error: Option<Error>) -> Ended {
+        if self.stopping.is_some() {
+            return Ended {
+                error: None,
+                allow_reconnect: false,
+            };
+        }
+        debug!(error = ?error, "transport closed");
+        Ended {
+            allow_reconnect: error.is_some(),
+            error: Some(error.unwrap_or_else(|| {
+                Error::ConnectionClosed("The server closed the connection.".into())
+            })),
+        }
+    }
+
+    fn drain_decoder(&mut self) -> Option<Ended> {
+        loop {
+            match self.decoder.next_message() {
+                Ok(Some(message)) => {
+                    if let Some(ended) = self.on_message(message) {
+                        return Some(ended);
+                    }
+                }
+                Ok(None) => return None,
+                Err(e) => {
+                    warn!(error = %e, "the server sent an invalid message");
+                    return Some(Ended {
+                        error: Some(Error::Protocol(e)),
+                        allow_reconnect: false,
+                    });
+                }
+            }
+        }
+    }
+
+    fn on_message(&mut self, message: HubMessage) -> Option<Ended> {
+        match message {
+            HubMessage::Invocation(invocation) => {
+                // The dispatcher runs handlers in order; it ends only with the driver.
+                let _ = self.invocations.send(invocation);
+            }
+            HubMessage::StreamItem(item) => match self.pending.stream_item(item) {
+                Delivery::StreamItem(items, payload) => {
+                    let _ = items.send(Ok(payload));
+                }
+                Delivery::InvokeFinished(reply, outcome) => {
+                    let _ = reply.send(outcome.map_err(Error::Hub));
+                }
+                Delivery::StreamFinished(..) | Delivery::Unknown => {}
+            },
+            HubMessage::Completion(completion) => match self.pending.complete(completion) {
+                Delivery::InvokeFinished(reply, outcome) => {
+                    let _ = reply.send(outcome.map_err(Error::Hub));
+                }
+                Delivery::StreamFinished(items, outcome) => {
+                    if let Err(e) = outcome {
+                        let _ = items.send(Err(Error::Hub(e)));
+                    }
+                }
+                Delivery::StreamItem(..) | Delivery::Unknown => {}
+            },
+            HubMessage::Close(close) => {
+                debug!(error = ?close.error, "the server closed the connection");
+                return Some(Ended {
+                    error: close.error.map(|e| {
+                        Error::ConnectionClosed(format!("Server returned an error on close: {e}"))
+                    }),
+                    allow_reconnect: close.allow_reconnect == Some(true),
+                });
+            }
+            HubMessage::Ping | HubMessage::Ack { .. } | HubMessage::Sequence { .. } => {}
+            HubMessage::StreamInvocation(_) | HubMessage::CancelInvocation(_) => {
+                warn!("ignoring a message type a server does not send");
+            }
+        }
+        None
+    }
+
+    fn fail_everything(&mut self, ended: &Ended) {
+        let error = ended
+            .error
+            .clone()
+            .unwrap_or_else(|| Error::ConnectionClosed(CONNECTION_CLOSED.into()));
+        let (invokes, streams) = self.pending.drain();
+        for reply in invokes {
+            let _ = reply.send(Err(error.clone()));
+        }
+        for items in streams {
+            let _ = items.send(Err(error.clone()));
+        }
+        for frame in self.queue.drain(..) {
+            if let Some(written) = frame.written {
+                let _ = written.send(Err(error.clone()));
+            }
+        }
+        self.commands.close();
+        while let Ok(command) = self.commands.try_recv() {
+            match command {
+                Command::Send {
+                    written: Some(w), ..
+                } => {
+                    let _ = w.send(Err(error.clone()));
+                }
+                Command::Invoke { reply, .. } => {
+                    let _ = reply.send(Err(error.clone()));
+                }
+                Command::Stream { items, .. } => {
+                    let _ = items.send(Err(error.clone()));
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+async fn reserve(
+    sender: &Option<mpsc::Sender<OutgoingFrame>>,
+) -> Option<mpsc::Permit<'_, OutgoingFrame>> {
+    match sender {
+        Some(sender) => sender.reserve().await.ok(),
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_for(wait: Option<u64>) {
+    match wait {
+        Some(ms) => runtime::sleep(Duration::from_millis(ms)).await,
+        None => std::future::pending().await,
+    }
+}

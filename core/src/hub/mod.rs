@@ -1,0 +1,8 @@
+//! The hub layer: the builder, the connection handle, handlers, streams, and the driver task.
+
+pub mod arguments;
+pub mod builder;
+pub mod connection;
+mod driver;
+pub mod handlers;
+pub mod stream;

@@ -1,0 +1,694 @@
+//! WebSockets (PROTOCOL.md §2.2), native only: tokio-tungstenite with rustls.
+//!
+//! The upgrade request goes to the connect URL with `http`→`ws`/`https`→`wss` and carries the
+//! headers a non-browser official client sends: `Authorization: Bearer`, the cookies of the
+//! connection, the user agent and the user's headers. Frames are Text for the Text transfer
+//! format and Binary for Binary; both kinds are received. A reader task forwards messages to
+//! the link, a writer task writes the link's frames (everything already queued is written,
+//! then flushed once; `written` completes after the flush). tungstenite answers pings itself.
+//!
+//! Close: a close frame with code 1000 reports `Closed(None)`; any other code, or the
+//! connection dropping without one, reports the official "WebSocket closed with status code:
+//! <code> (<reason>)." Stopping (dropping the link's sender) sends close 1000, reports
+//! `Closed(None)` at once (like the official `stop()`), and lets the close handshake finish in
+//! the background.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use super::send_queue::Flag;
+use super::*;
+use crate::error::Error;
+use crate::protocol::negotiate::websocket_url;
+
+/// The official error when the WebSocket could not be opened; the cause follows it.
+pub(crate) const FAILED_TO_CONNECT: &str = "WebSocket failed to connect. The connection could not be found on the server, either the endpoint may not be a SignalR endpoint, the connection ID is not present on the server, or there is a proxy blocking WebSockets. If you have multiple servers check that sticky sessions are enabled.";
+
+/// The official error for sends on a socket that is not open.
+pub(crate) const NOT_OPEN: &str = "WebSocket is not in the OPEN state";
+
+/// The largest message (and frame) accepted from the server. The hub layer enforces its own
+/// maximum; this only keeps a broken server from making the socket buffer without end.
+pub(crate) const MAX_MESSAGE_SIZE: usize = 1 << 30;
+
+/// How long a stopped socket may take to finish the close handshake in the background.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// The official close-after-open error.
+pub(crate) fn closed_with_status(code: u16, reason: &str) -> String {
+    let reason = if reason.is_empty() {
+        "no reason given"
+    } else {
+        reason
+    };
+    format!("WebSocket closed with status code: {code} ({reason}).")
+}
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The error that stopped the writer, for the reader's `Closed`.
+type WriteError = Arc<Mutex<Option<Error>>>;
+
+/// WebSockets with tokio-tungstenite.
+pub(crate) struct WebSocketTransport;
+
+impl Transport for WebSocketTransport {
+    fn kind(&self) -> TransportKind {
+        TransportKind::WebSockets
+    }
+
+    fn connect(&self, request: ConnectRequest) -> BoxFuture<'static, Result<TransportLink>> {
+        Box::pin(connect(request))
+    }
+}
+
+fn failed_to_connect(cause: &str) -> Error {
+    Error::Transport(format!("{FAILED_TO_CONNECT} ({cause})"))
+}
+
+async fn connect(request: ConnectRequest) -> Result<TransportLink> {
+    let url = websocket_url(&request.url);
+    let mut upgrade = url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| failed_to_connect(&e.to_string()))?;
+    let token = request.access_token.as_deref();
+    upgrade
+        .headers_mut()
+        .extend(request.http.upgrade_headers(&url, token));
+
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE_SIZE))
+        .max_frame_size(Some(MAX_MESSAGE_SIZE));
+    let open = tokio_tungstenite::connect_async_with_config(upgrade, Some(config), true);
+    let socket = match tokio::time::timeout(request.http.timeout, open).await {
+        Ok(Ok((socket, _response))) => socket,
+        Ok(Err(tungstenite::Error::Http(response))) => {
+            return Err(failed_to_connect(&format!(
+                "HTTP status {}",
+                response.status()
+            )));
+        }
+        Ok(Err(error)) => return Err(failed_to_connect(&error.to_string())),
+        Err(_) => {
+            return Err(failed_to_connect(&format!(
+                "no answer within {} s",
+                request.http.timeout.as_secs_f64()
+            )));
+        }
+    };
+    tracing::debug!("WebSocket connected");
+
+    let (sink, stream) = socket.split();
+    let (outgoing, frames) = mpsc::channel(OUTGOING_CAPACITY);
+    let (events, incoming) = mpsc::channel(INCOMING_CAPACITY);
+    // Set by the writer when the link's sender is dropped.
+    let stop = Flag::new();
+    // Set by the reader when the socket is closed, or by the writer when writing failed.
+    let closed = Flag::new();
+    let write_error = WriteError::default();
+
+    tokio::spawn(write(
+        sink,
+        frames,
+        request.format,
+        stop.clone(),
+        closed.clone(),
+        write_error.clone(),
+    ));
+    tokio::spawn(read(stream, events, stop, closed, write_error));
+
+    Ok(TransportLink {
+        kind: TransportKind::WebSockets,
+        outgoing,
+        incoming,
+    })
+}
+
+/// Reads messages until the socket closes or the transport is stopped; reports `Closed`.
+async fn read(
+    mut stream: SplitStream<Socket>,
+    events: mpsc::Sender<TransportEvent>,
+    stop: Flag,
+    closed: Flag,
+    write_error: WriteError,
+) {
+    let outcome = tokio::select! {
+        biased;
+        _ = stop.wait() => None,
+        // The writer failed: the connection is gone.
+        _ = closed.wait() => {
+            let error = write_error.lock().unwrap_or_else(|e| e.into_inner()).take();
+            Some(error.unwrap_or_else(|| Error::Transport(closed_with_status(1006, ""))))
+        }
+        outcome = forward(&mut stream, &events) => outcome,
+    };
+    closed.set();
+    match &outcome {
+        None => tracing::debug!("WebSocket closed"),
+        Some(error) => tracing::debug!(%error, "WebSocket failed"),
+    }
+    let _ = events.send(TransportEvent::Closed(outcome)).await;
+    // Keep reading (and dropping) until the server ends the close handshake, so that
+    // tungstenite can answer its close frame or get the answer to ours.
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        while let Some(Ok(_)) = stream.next().await {}
+    })
+    .await;
+}
+
+/// Forwards messages; returns the close reason once the socket is closed.
+async fn forward(
+    stream: &mut SplitStream<Socket>,
+    events: &mpsc::Sender<TransportEvent>,
+) -> Option<Error> {
+    loop {
+        let data = match stream.next().await {
+            Some(Ok(Message::Text(text))) => Bytes::from(text),
+            Some(Ok(Message::Binary(data))) => data,
+            Some(Ok(Message::Close(frame))) => {
+                return match frame {
+                    Some(frame) if frame.code == CloseCode::Normal => None,
+                    Some(frame) => Some(Error::Transport(closed_with_status(
+                        frame.code.into(),
+                        &frame.reason,
+                    ))),
+                    // No status code in the close frame: 1005.
+                    None => Some(Error::Transport(closed_with_status(1005, ""))),
+                };
+            }
+            // Pings are answered by tungstenite; pongs and raw frames mean nothing here.
+            Some(Ok(_)) => continue,
+            Some(Err(error)) => {
+                return Some(Error::Transport(closed_with_status(
+                    1006,
+                    &error.to_string(),
+                )));
+            }
+            // Ended without a close frame.
+            None => return Some(Error::Transport(closed_with_status(1006, ""))),
+        };
+        if events.send(TransportEvent::Message(data)).await.is_err() {
+            // Nobody listens any more: stop.
+            return None;
+        }
+    }
+}
+
+/// Writes the link's frames until the link's sender is dropped (then closes with 1000) or
+/// the socket closes (then fails what still waits).
+async fn write(
+    mut sink: SplitSink<Socket, Message>,
+    mut frames: mpsc::Receiver<OutgoingFrame>,
+    format: TransferFormat,
+    stop: Flag,
+    closed: Flag,
+    write_error: WriteError,
+) {
+    let mut batch = Vec::new();
+    loop {
+        let first = tokio::select! {
+            biased;
+            _ = closed.wait() => break,
+            frame = frames.recv() => frame,
+        };
+        let Some(first) = first else {
+            // Stopped: report at once, then say goodbye.
+            stop.set();
+            let close = Message::Close(Some(CloseFrame {
+                code: CloseCode::Normal,
+                reason: Utf8Bytes::from_static(""),
+            }));
+            let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close)).await;
+            return;
+        };
+        let mut next = Some(first);
+        while let Some(frame) = next {
+            match to_message(frame.data, format) {
+                Ok(message) => batch.push((message, frame.written)),
+                Err(error) => {
+                    if let Some(signal) = frame.written {
+                        let _ = signal.send(Err(error));
+                    }
+                }
+            }
+            next = if batch.len() < OUTGOING_CAPACITY {
+                frames.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let written = tokio::select! {
+            biased;
+            _ = closed.wait() => Err(Error::Transport(NOT_OPEN.into())),
+            result = write_batch(&mut sink, &mut batch) => result,
+        };
+        for (_, signal) in batch.drain(..) {
+            if let Some(signal) = signal {
+                let _ = signal.send(written.clone());
+            }
+        }
+        if let Err(error) = written {
+            if !closed.is_set() {
+                tracing::debug!(%error, "WebSocket write failed");
+                *write_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+                closed.set();
+            }
+            break;
+        }
+    }
+    // The socket is closed: fail what waits, and make further sends fail at once.
+    frames.close();
+    while let Some(frame) = frames.recv().await {
+        if let Some(signal) = frame.written {
+            let _ = signal.send(Err(Error::Transport(NOT_OPEN.into())));
+        }
+    }
+}
+
+/// The frame as a WebSocket message: Text frames for the Text transfer format.
+fn to_message(data: Bytes, format: TransferFormat) -> Result<Message> {
+    match format {
+        TransferFormat::Text => Utf8Bytes::try_from(data)
+            .map(Message::Text)
+            .map_err(|_| Error::InvalidArgument("a Text frame must be UTF-8".to_owned())),
+        TransferFormat::Binary => Ok(Message::Binary(data)),
+    }
+}
+
+/// Feeds every message of the batch, then flushes once.
+async fn write_batch(
+    sink: &mut SplitSink<Socket, Message>,
+    batch: &mut [(Message, Option<oneshot::Sender<Result<()>>>)],
+) -> Result<()> {
+    for (message, _) in batch.iter_mut() {
+        let message = std::mem::replace(message, Message::Binary(Bytes::new()));
+        sink.feed(message).await.map_err(send_failed)?;
+    }
+    sink.flush().await.map_err(send_failed)
+}
+
+fn send_failed(error: tungstenite::Error) -> Error {
+    match error {
+        tungstenite::Error::AlreadyClosed | tungstenite::Error::ConnectionClosed => {
+            Error::Transport(NOT_OPEN.into())
+        }
+        error => Error::Transport(format!("WebSocket send failed: {error}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::transport::send_queue::testing::*;
+
+    async fn peer(server: &GoServer, hub: &str, format: TransferFormat) -> Peer {
+        let http = http_client(&[]);
+        let url = negotiate(&http, &format!("{}/{hub}", server.base_url), None).await;
+        Peer::connect(&WebSocketTransport, &http, url, format, None)
+            .await
+            .expect("the WebSocket connects")
+    }
+
+    #[tokio::test]
+    async fn go_server_json_echo_then_graceful_stop() {
+        let server = GoServer::start(&[]);
+        let mut peer = peer(&server, "testhub", TransferFormat::Text).await;
+        assert_eq!(peer.link.kind, TransportKind::WebSockets);
+        peer.handshake().await;
+        assert_eq!(peer.invoke("Echo", json!(["hello"])).await, json!("hello"));
+        assert_eq!(
+            peer.invoke("GetActiveTransportName", json!([])).await,
+            json!("WebSockets")
+        );
+        // Dropping the sender stops the transport: close 1000, reported as a clean close.
+        peer.stop();
+        assert_eq!(peer.closed().await, None);
+        peer.assert_ended().await;
+    }
+
+    #[tokio::test]
+    async fn go_server_messagepack_uses_binary_frames() {
+        let server = GoServer::start(&[]);
+        let mut peer = peer(&server, "testhub", TransferFormat::Binary).await;
+        // The handshake is JSON even for MessagePack; here it travels in a Binary frame.
+        peer.send(&b"{\"protocol\":\"messagepack\",\"version\":1}\x1e"[..])
+            .await
+            .unwrap();
+        assert_eq!(&peer.message().await[..], b"{}\x1e");
+        // Invocation [1, {}, "1", "Echo", ["hi"]] with its VarInt length prefix.
+        let invocation = b"\x0e\x95\x01\x80\xa11\xa4Echo\x91\xa2hi";
+        peer.send(&invocation[..]).await.unwrap();
+        // Completion [3, {}, "1", 3, "hi"] (the Go server writes the result kind as int8 `d0 03`); a
+        // Ping [6] may come first.
+        loop {
+            let data = peer.message().await;
+            if data[..] == b"\x02\x91\x06"[..] {
+                continue;
+            }
+            assert_eq!(&data[..], b"\x0a\x95\x03\x80\xa11\xd0\x03\xa2hi");
+            break;
+        }
+    }
+
+    #[tokio::test]
+    async fn go_server_sees_user_agent_cookies_user_headers_and_bearer_token() {
+        let server = GoServer::start(&[]);
+        let http = http_client(&[("X-Hublink-Test", "yes")]);
+        let url = negotiate(
+            &http,
+            &format!("{}/authorizedhub", server.base_url),
+            Some("secret-token"),
+        )
+        .await;
+        // The token goes in the Authorization header, not in the URL.
+        let mut peer = Peer::connect(
+            &WebSocketTransport,
+            &http,
+            url,
+            TransferFormat::Text,
+            Some("secret-token"),
+        )
+        .await
+        .expect("the WebSocket connects with the bearer token");
+        peer.handshake().await;
+        assert_eq!(
+            peer.invoke("GetToken", json!([])).await,
+            json!("secret-token")
+        );
+
+        // The cookies the negotiate answer set travel with the upgrade request.
+        let mut peer = peer_with(&server, &http).await;
+        assert_eq!(
+            peer.invoke("GetCookie", json!(["testCookie"])).await,
+            json!("testValue")
+        );
+        assert_eq!(
+            peer.invoke("GetHeader", json!(["User-Agent"])).await,
+            json!(crate::http::user_agent())
+        );
+        assert_eq!(
+            peer.invoke("GetHeader", json!(["X-Hublink-Test"])).await,
+            json!("yes")
+        );
+        assert_eq!(
+            peer.invoke("GetHeader", json!(["Authorization"])).await,
+            json!("")
+        );
+    }
+
+    async fn peer_with(server: &GoServer, http: &HttpClient) -> Peer {
+        let url = negotiate(http, &format!("{}/testhub", server.base_url), None).await;
+        let mut peer = Peer::connect(&WebSocketTransport, http, url, TransferFormat::Text, None)
+            .await
+            .expect("the WebSocket connects");
+        peer.handshake().await;
+        peer
+    }
+
+    #[tokio::test]
+    async fn go_server_refusal_fails_connect_with_the_official_text_and_the_status() {
+        let server = GoServer::start(&[]);
+        let http = http_client(&[]);
+        // Without a token the authorized hub answers the upgrade with 401.
+        let url = negotiate(
+            &http,
+            &format!("{}/authorizedhub", server.base_url),
+            Some("t"),
+        )
+        .await;
+        let error = Peer::connect(&WebSocketTransport, &http, url, TransferFormat::Text, None)
+            .await
+            .err()
+            .expect("connect fails");
+        let Error::Transport(text) = error else {
+            panic!("{error:?}")
+        };
+        assert!(text.starts_with(FAILED_TO_CONNECT), "{text}");
+        assert!(text.contains("401"), "{text}");
+
+        // Not a SignalR endpoint. (The Go server accepts unknown connection ids on WebSockets.)
+        let url = Url::parse(&format!("{}/nosuchhub?id=x", server.base_url)).unwrap();
+        let error = Peer::connect(&WebSocketTransport, &http, url, TransferFormat::Text, None)
+            .await
+            .err()
+            .expect("connect fails");
+        let text = error.to_string();
+        assert!(text.starts_with(FAILED_TO_CONNECT), "{text}");
+        assert!(text.contains("404"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn nothing_listening_fails_connect_with_the_official_text() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/hub?id=x")).unwrap();
+        let error = Peer::connect(
+            &WebSocketTransport,
+            &http_client(&[]),
+            url,
+            TransferFormat::Text,
+            None,
+        )
+        .await
+        .err()
+        .expect("connect fails");
+        let text = error.to_string();
+        assert!(text.starts_with(FAILED_TO_CONNECT), "{text}");
+        assert!(text.len() > FAILED_TO_CONNECT.len() + 3, "a cause: {text}");
+    }
+
+    #[tokio::test]
+    async fn go_server_close_code_1009_is_reported_with_code_and_reason() {
+        let server = GoServer::start(&["-max-message-size", "1000"]);
+        let mut peer = peer(&server, "testhub", TransferFormat::Text).await;
+        peer.handshake().await;
+        let (_, frame) = peer.invocation("Echo", json!(["x".repeat(2000)]));
+        peer.send(frame).await.unwrap();
+        let reason = peer.closed().await.expect("an error close");
+        let text = reason.to_string();
+        assert!(
+            text.starts_with("WebSocket closed with status code: 1009 (read limited at"),
+            "{text}"
+        );
+        assert!(text.ends_with(")."), "{text}");
+        // Sends after the close fail instead of vanishing.
+        let (_, frame) = peer.invocation("Echo", json!(["late"]));
+        if let Ok(done) = tokio::time::timeout(
+            WAIT,
+            peer.link.outgoing.send(OutgoingFrame {
+                data: frame,
+                written: None,
+            }),
+        )
+        .await
+        {
+            assert!(done.is_err(), "the transport no longer takes frames");
+        }
+    }
+
+    #[tokio::test]
+    async fn go_server_close_without_status_is_1005() {
+        let server = GoServer::start(&[]);
+        let mut peer = peer(&server, "testhub", TransferFormat::Text).await;
+        peer.handshake().await;
+        // The Go server answers an Ack with a Close message and a close frame without status.
+        peer.send(&b"{\"type\":8,\"sequenceId\":1}\x1e"[..])
+            .await
+            .unwrap();
+        let reason = peer.closed().await.expect("an error close");
+        assert_eq!(
+            reason,
+            Error::Transport(
+                "WebSocket closed with status code: 1005 (no reason given).".to_owned()
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn queued_frames_are_written_in_order() {
+        let server = GoServer::start(&[]);
+        let mut peer = peer(&server, "testhub", TransferFormat::Text).await;
+        peer.handshake().await;
+        let mut ids = Vec::new();
+        let mut signals = Vec::new();
+        for n in 0..50 {
+            let (id, frame) = peer.invocation("Echo", json!([format!("m{n}")]));
+            ids.push(id);
+            signals.push(peer.queue(frame).await);
+        }
+        for signal in signals {
+            tokio::time::timeout(WAIT, signal)
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+        }
+        // The Go server completes invocations in any order; all of them must come.
+        let mut results = std::collections::BTreeSet::new();
+        while results.len() < ids.len() {
+            let message = peer.json().await;
+            if message["type"] == 3 {
+                assert!(message.get("error").is_none(), "{message}");
+                results.insert(message["result"].as_str().unwrap().to_owned());
+            }
+        }
+        assert!((0..50).all(|n| results.contains(&format!("m{n}"))));
+    }
+
+    #[test]
+    fn close_texts_are_the_official_ones() {
+        assert_eq!(
+            closed_with_status(1, "just cause"),
+            "WebSocket closed with status code: 1 (just cause)."
+        );
+        assert_eq!(
+            closed_with_status(1011, ""),
+            "WebSocket closed with status code: 1011 (no reason given)."
+        );
+    }
+
+    async fn test_server_peer(hub_url: &str) -> Peer {
+        let http = http_client(&[]);
+        let url = negotiate(&http, hub_url, None).await;
+        let mut peer = Peer::connect(&WebSocketTransport, &http, url, TransferFormat::Text, None)
+            .await
+            .expect("the WebSocket connects");
+        peer.handshake().await;
+        peer
+    }
+
+    #[tokio::test]
+    async fn test_server_close_1000_is_clean_and_a_dropped_socket_is_1006() {
+        let server = test_server(Default::default()).await;
+        let hub = format!("{}/testhub", server.base_url());
+
+        let mut peer = test_server_peer(&hub).await;
+        assert_eq!(
+            peer.invoke("GetActiveTransportName", json!([])).await,
+            json!("WebSockets")
+        );
+        assert_eq!(peer.invoke("Echo", json!(["ok"])).await, json!("ok"));
+        // CloseMe: a Close message, then close frame 1000.
+        let (_, frame) = peer.invocation("CloseMe", json!([null, false]));
+        peer.send(frame).await.unwrap();
+        loop {
+            let message = peer.json().await;
+            if message["type"] == 7 {
+                break;
+            }
+        }
+        assert_eq!(peer.closed().await, None);
+
+        // Abort: the socket is dropped without a close frame.
+        let mut peer = test_server_peer(&hub).await;
+        let (_, frame) = peer.invocation("Abort", json!([]));
+        peer.send(frame).await.unwrap();
+        let reason = peer.closed().await.expect("an error close").to_string();
+        assert!(
+            reason.starts_with("WebSocket closed with status code: 1006 ("),
+            "{reason}"
+        );
+    }
+
+    #[tokio::test]
+    async fn test_server_unknown_id_fails_connect_with_404() {
+        let server = test_server(Default::default()).await;
+        let url = Url::parse(&format!("{}/testhub?id=unknown", server.base_url())).unwrap();
+        let error = Peer::connect(
+            &WebSocketTransport,
+            &http_client(&[]),
+            url,
+            TransferFormat::Text,
+            None,
+        )
+        .await
+        .err()
+        .expect("connect fails");
+        let text = error.to_string();
+        assert!(text.starts_with(FAILED_TO_CONNECT), "{text}");
+        assert!(text.contains("404"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn test_server_frames_split_or_coalesced_arrive_whole() {
+        let server = test_server(Default::default()).await;
+        for fault in ["split_frames", "coalesce_frames"] {
+            let hub = format!("{}/testhub?faults={fault}", server.base_url());
+            let mut peer = test_server_peer(&hub).await;
+            let long = "y".repeat(20_000);
+            assert_eq!(
+                peer.invoke("Echo", json!([long])).await,
+                json!(long),
+                "{fault}"
+            );
+        }
+    }
+
+    /// A bare WebSocket peer written here: it pings, checks the pong, sends one message and
+    /// closes with an application code.
+    #[tokio::test]
+    async fn pings_are_answered_and_any_close_code_is_reported() {
+        use tokio::net::TcpListener;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let peer_task = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            ws.send(Message::Ping(Bytes::from_static(b"are you there")))
+                .await
+                .unwrap();
+            let pong = loop {
+                match ws.next().await {
+                    Some(Ok(Message::Pong(payload))) => break payload,
+                    Some(Ok(_)) => continue,
+                    other => panic!("no pong: {other:?}"),
+                }
+            };
+            ws.send(Message::text("hello\u{1e}")).await.unwrap();
+            ws.close(Some(CloseFrame {
+                code: CloseCode::from(4001),
+                reason: Utf8Bytes::from_static("just cause"),
+            }))
+            .await
+            .unwrap();
+            while let Some(Ok(_)) = ws.next().await {}
+            pong
+        });
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/hub")).unwrap();
+        let mut peer = Peer::connect(
+            &WebSocketTransport,
+            &http_client(&[]),
+            url,
+            TransferFormat::Text,
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(&peer.message().await[..], b"hello\x1e");
+        assert_eq!(
+            peer.closed().await,
+            Some(Error::Transport(
+                "WebSocket closed with status code: 4001 (just cause).".to_owned()
+            ))
+        );
+        assert_eq!(&peer_task.await.unwrap()[..], b"are you there");
+    }
+}
