@@ -26,11 +26,21 @@ cargo check -p hublink --target wasm32-unknown-unknown
 step "byte vectors agree with the official @microsoft/signalr packages"
 scripts/check-vectors.sh
 
-for extra in scripts/fuzz-smoke.sh tests/go-server/run-smoke.sh; do
-  if [ -x "$extra" ]; then
-    step "$extra"
-    "$extra"
-  fi
-done
+step "the demo (README's first command)"
+scripts/demo.sh
+
+step "the official @microsoft/signalr client judges the in-repo test server"
+tests/js-reference/run-testserver-suite.sh
+
+step "the official client against the third-party Go server"
+tests/go-server/run-smoke.sh
+
+step "scenario coverage (tests/scenarios)"
+scripts/scenarios.sh
+
+if [ -x scripts/fuzz-smoke.sh ]; then
+  step "a short fuzzing run of every decoder"
+  scripts/fuzz-smoke.sh
+fi
 
 printf '\nall tests passed\n'

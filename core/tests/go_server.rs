@@ -97,8 +97,8 @@ async fn connect(
     connection
 }
 
-// scenario: ws.json.invoke.echo ws.msgpack.invoke.echo sse.json.invoke.echo
-// scenario: ws.json.invoke.error ws.msgpack.invoke.error sse.json.invoke.error
+// scenario: ws.json.invoke.echo, ws.msgpack.invoke.echo, sse.json.invoke.echo
+// scenario: ws.json.invoke.throw, ws.msgpack.invoke.throw, sse.json.invoke.throw
 #[tokio::test]
 async fn go_server_invoke_and_errors() {
     let server = GoServer::start();
@@ -130,8 +130,8 @@ async fn go_server_invoke_and_errors() {
     }
 }
 
-// scenario: ws.json.stream.server ws.msgpack.stream.server sse.json.stream.server
-// scenario: ws.json.stream.upload ws.msgpack.stream.upload sse.json.stream.upload
+// scenario: ws.json.stream.server, ws.msgpack.stream.server, sse.json.stream.server
+// scenario: ws.json.stream.upload, ws.msgpack.stream.upload, sse.json.stream.upload
 #[tokio::test]
 async fn go_server_streams_both_ways() {
     let server = GoServer::start();
@@ -168,8 +168,8 @@ async fn go_server_streams_both_ways() {
     }
 }
 
-// scenario: ws.json.send.on ws.msgpack.send.on sse.json.send.on
-// scenario: ws.json.groups.send ws.msgpack.groups.send sse.json.groups.send
+// scenario: ws.json.on.invoke-with-string, ws.msgpack.on.invoke-with-string, sse.json.on.invoke-with-string
+// scenario: ws.json.groups.send, ws.msgpack.groups.send, sse.json.groups.send
 #[tokio::test]
 async fn go_server_calls_the_client_and_groups() {
     let server = GoServer::start();

@@ -69,8 +69,7 @@ fn tag(transport: TransportKind, protocol: HubProtocol) -> String {
     format!("{t}.{p}")
 }
 
-// scenario: ws.json.invoke.echo ws.msgpack.invoke.echo sse.json.invoke.echo lp.json.invoke.echo lp.msgpack.invoke.echo
-// scenario: ws.json.connection.id ws.msgpack.connection.id sse.json.connection.id lp.json.connection.id lp.msgpack.connection.id
+// scenario: {t}.{p}.invoke.echo-unicode, {t}.{p}.connect.connection-id, {t}.{p}.connect.transport-name
 #[tokio::test]
 async fn invoke_echo_and_connection_id_on_every_combination() {
     let server = server().await;
@@ -104,7 +103,7 @@ async fn invoke_echo_and_connection_id_on_every_combination() {
     }
 }
 
-// scenario: ws.json.invoke.error ws.msgpack.invoke.error sse.json.invoke.error lp.json.invoke.error lp.msgpack.invoke.error
+// scenario: {t}.{p}.invoke.throw, {t}.{p}.invoke.streaming-method
 #[tokio::test]
 async fn server_errors_reach_the_caller_with_the_server_text() {
     let server = server().await;
@@ -133,7 +132,7 @@ async fn server_errors_reach_the_caller_with_the_server_text() {
     }
 }
 
-// scenario: ws.json.send.on ws.msgpack.send.on sse.json.send.on lp.json.send.on lp.msgpack.send.on
+// scenario: {t}.{p}.send.fire-and-forget, {t}.{p}.on.invoke-with-string
 #[tokio::test]
 async fn send_and_server_to_client_calls_with_case_insensitive_names() {
     let server = server().await;
@@ -160,7 +159,7 @@ async fn send_and_server_to_client_calls_with_case_insensitive_names() {
     }
 }
 
-// scenario: ws.json.stream.server ws.msgpack.stream.server sse.json.stream.server lp.json.stream.server lp.msgpack.stream.server
+// scenario: {t}.{p}.stream.server, {t}.{p}.stream.count, {t}.{p}.stream.empty, {t}.{p}.stream.error
 #[tokio::test]
 async fn server_streams_deliver_items_in_order() {
     let server = server().await;
@@ -205,7 +204,7 @@ async fn server_streams_deliver_items_in_order() {
     }
 }
 
-// scenario: ws.json.stream.cancel ws.msgpack.stream.cancel sse.json.stream.cancel lp.json.stream.cancel lp.msgpack.stream.cancel
+// scenario: {t}.{p}.stream.cancel
 #[tokio::test]
 async fn dropping_a_stream_cancels_it_on_the_server() {
     let server = server().await;
@@ -236,7 +235,7 @@ async fn dropping_a_stream_cancels_it_on_the_server() {
     }
 }
 
-// scenario: ws.json.stream.upload ws.msgpack.stream.upload sse.json.stream.upload lp.json.stream.upload lp.msgpack.stream.upload
+// scenario: {t}.{p}.stream.upload, {t}.{p}.stream.upload-sum, {t}.{p}.stream.upload-error
 #[tokio::test]
 async fn upload_streams_reach_the_server() {
     let server = server().await;
@@ -262,7 +261,7 @@ async fn upload_streams_reach_the_server() {
     }
 }
 
-// scenario: ws.json.client-result.value ws.msgpack.client-result.value sse.json.client-result.value lp.json.client-result.value lp.msgpack.client-result.value
+// scenario: {t}.{p}.client-result.value, {t}.{p}.client-result.error, {t}.{p}.client-result.no-handler
 #[tokio::test]
 async fn client_results_answer_the_server() {
     let server = server().await;
@@ -298,7 +297,7 @@ async fn client_results_answer_the_server() {
     }
 }
 
-// scenario: ws.json.close.pending-fail lp.json.close.pending-fail
+// scenario: ws.json.close.pending-fail, lp.json.close.pending-fail
 #[tokio::test]
 async fn pending_calls_fail_when_the_connection_ends() {
     let server = server().await;
@@ -356,7 +355,7 @@ async fn negotiate_redirects_are_followed() {
     connection.stop().await.unwrap();
 }
 
-// scenario: any.any.negotiate.error any.any.negotiate.status
+// scenario: any.any.negotiate.bad-negotiate, any.any.negotiate.not-found
 #[tokio::test]
 async fn negotiate_errors_surface_with_the_official_texts() {
     let server = server().await;
@@ -386,7 +385,7 @@ async fn negotiate_errors_surface_with_the_official_texts() {
     );
 }
 
-// scenario: any.any.auth.unauthorized any.any.auth.token-factory
+// scenario: any.any.auth.unauthorized, ws.json.auth.access-token-factory-async, sse.json.auth.access-token-factory-async, lp.json.auth.access-token-factory-async
 #[tokio::test]
 async fn access_tokens_authorize_every_transport() {
     let server = server().await;
@@ -444,7 +443,7 @@ async fn access_tokens_authorize_every_transport() {
     }
 }
 
-// scenario: any.any.headers.custom any.any.headers.user-agent any.any.cookies.sticky
+// scenario: {t}.json.headers.custom, {t}.json.headers.user-agent, {t}.json.cookies.preserved, {t}.json.cookies.expired-dropped
 #[tokio::test]
 async fn headers_user_agent_and_cookies_reach_the_server() {
     let server = server().await;
@@ -484,7 +483,7 @@ async fn headers_user_agent_and_cookies_reach_the_server() {
     }
 }
 
-// scenario: ws.json.negotiate.skip
+// scenario: ws.json.negotiate.skip-negotiation
 #[tokio::test]
 async fn skip_negotiation_connects_websockets_directly() {
     let server = server().await;
@@ -510,7 +509,7 @@ async fn skip_negotiation_connects_websockets_directly() {
     );
 }
 
-// scenario: any.msgpack.transport.fallback any.json.transport.fallback
+// scenario: any.json.negotiate.no-websockets-sse, any.msgpack.negotiate.no-websockets-long-polling
 #[tokio::test]
 async fn without_websockets_json_uses_sse_and_messagepack_uses_long_polling() {
     let server = server().await;
@@ -529,7 +528,7 @@ async fn without_websockets_json_uses_sse_and_messagepack_uses_long_polling() {
     }
 }
 
-// scenario: ws.json.timeout.server
+// scenario: ws.json.timeout.server-timeout
 #[tokio::test]
 async fn a_silent_server_times_out_with_the_official_text() {
     let server = TestServer::start(TestServerOptions {
@@ -556,7 +555,7 @@ async fn a_silent_server_times_out_with_the_official_text() {
     );
 }
 
-// scenario: ws.json.close.server-error
+// scenario: ws.json.close.no-reconnect
 #[tokio::test]
 async fn a_server_close_with_an_error_closes_with_its_text() {
     let server = server().await;
