@@ -237,16 +237,30 @@ pub(crate) mod testing {
         pub(crate) base_url: String,
     }
 
+    /// Builds the Go server once per version of its sources: the binary's name carries a hash
+    /// of them, and it is built under a temporary name and renamed into place, so parallel
+    /// test runs neither race nor leave a binary per run behind.
     fn go_server_binary() -> &'static PathBuf {
         static BINARY: OnceLock<PathBuf> = OnceLock::new();
         BINARY.get_or_init(|| {
+            use std::hash::{Hash, Hasher};
             let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/go-server");
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            for file in ["main.go", "go.mod", "go.sum"] {
+                std::fs::read(source.join(file))
+                    .unwrap_or_else(|e| panic!("reading {}: {e}", source.join(file).display()))
+                    .hash(&mut hasher);
+            }
             let binary =
-                std::env::temp_dir().join(format!("hublink-goserver-test-{}", std::process::id()));
+                std::env::temp_dir().join(format!("hublink-goserver-{:016x}", hasher.finish()));
+            if binary.exists() {
+                return binary;
+            }
+            let building = binary.with_extension(format!("{}.tmp", std::process::id()));
             let output = Command::new("go")
                 .arg("build")
                 .arg("-o")
-                .arg(&binary)
+                .arg(&building)
                 .arg(".")
                 .current_dir(&source)
                 .output()
@@ -262,6 +276,7 @@ pub(crate) mod testing {
                 "building the Go test server failed:\n{}",
                 String::from_utf8_lossy(&output.stderr)
             );
+            std::fs::rename(&building, &binary).expect("the built Go server moves into place");
             binary
         })
     }

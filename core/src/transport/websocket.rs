@@ -691,4 +691,32 @@ mod tests {
         );
         assert_eq!(&peer_task.await.unwrap()[..], b"are you there");
     }
+
+    /// `https` becomes `wss`: the peer here gets a TLS ClientHello, then hangs up.
+    #[tokio::test]
+    async fn https_urls_open_tls() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let peer_task = tokio::spawn(async move {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            let mut first = [0u8; 3];
+            tcp.read_exact(&mut first).await.unwrap();
+            first
+        });
+        let url = Url::parse(&format!("https://127.0.0.1:{port}/hub?id=x")).unwrap();
+        let error = Peer::connect(
+            &WebSocketTransport,
+            &http_client(&[]),
+            url,
+            TransferFormat::Text,
+            None,
+        )
+        .await
+        .err()
+        .expect("connect fails");
+        assert!(error.to_string().starts_with(FAILED_TO_CONNECT), "{error}");
+        // A TLS handshake record (0x16), TLS 1.x.
+        assert_eq!(&peer_task.await.unwrap()[..2], &[0x16, 0x03]);
+    }
 }
