@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::http::{HttpClient, HttpOptions};
 use crate::protocol::handshake::{
     handshake_error_text, parse_handshake_response, HandshakeRequest, HANDSHAKE_VERSION,
+    STATEFUL_RECONNECT_HANDSHAKE_VERSION,
 };
 use crate::protocol::negotiate::{
     check_negotiate_status, negotiate_failure_text, parse_negotiate_response, NegotiateRedirects,
@@ -60,20 +61,38 @@ pub(crate) struct Established {
     pub transport: TransportKind,
     /// Holds whatever arrived right after the handshake answer.
     pub decoder: MessageDecoder,
+    /// When the server agreed to stateful reconnect: how to reconnect the same connection.
+    pub stateful: Option<ConnectRequest>,
 }
 
 /// Negotiates, starts a transport and completes the handshake.
-pub(crate) async fn establish(options: &ConnectOptions, http: &HttpClient) -> Result<Established> {
-    let (link, connection_id) = open_transport(options, http).await?;
-    let transport = link.kind;
-    debug!(%transport, "transport started");
-    let (link, decoder) = handshake(options, link).await?;
+pub(crate) async fn establish(
+    options: &ConnectOptions,
+    http: &HttpClient,
+    stateful_reconnect: bool,
+) -> Result<Established> {
+    let opened = open_transport(options, http, stateful_reconnect).await?;
+    let transport = opened.link.kind;
+    debug!(%transport, stateful = opened.stateful.is_some(), "transport started");
+    let version = if opened.stateful.is_some() {
+        STATEFUL_RECONNECT_HANDSHAKE_VERSION
+    } else {
+        HANDSHAKE_VERSION
+    };
+    let (link, decoder) = handshake(options, opened.link, version).await?;
     Ok(Established {
         link,
-        connection_id,
+        connection_id: opened.connection_id,
         transport,
         decoder,
+        stateful: opened.stateful,
     })
+}
+
+struct Opened {
+    link: TransportLink,
+    connection_id: Option<String>,
+    stateful: Option<ConnectRequest>,
 }
 
 async fn access_token(options: &ConnectOptions) -> Result<Option<String>> {
@@ -96,7 +115,8 @@ fn negotiation_error(status: Option<u16>, message: impl Into<String>) -> Error {
 async fn open_transport(
     options: &ConnectOptions,
     http: &HttpClient,
-) -> Result<(TransportLink, Option<String>)> {
+    stateful_reconnect: bool,
+) -> Result<Opened> {
     let format = options.protocol.transfer_format();
     if options.skip_negotiation {
         check_skip_negotiation(options.transports)
@@ -110,16 +130,21 @@ async fn open_transport(
         let transport = transport::builtin(TransportKind::WebSockets).ok_or_else(|| {
             Error::Transport("'WebSockets' is not supported in your environment.".into())
         })?;
-        return Ok((transport.connect(request).await?, None));
+        return Ok(Opened {
+            link: transport.connect(request).await?,
+            connection_id: None,
+            stateful: None,
+        });
     }
 
-    let (mut response, mut base_url, mut token) = negotiate(options, http).await?;
+    let (mut response, mut base_url, mut token) =
+        negotiate(options, http, stateful_reconnect).await?;
     let mut attempts =
         select_transports(&response.available_transports, options.transports, format)
             .into_attempts();
     while let Some(next) = attempts.next_attempt() {
         if next.renegotiate {
-            (response, base_url, token) = negotiate(options, http).await?;
+            (response, base_url, token) = negotiate(options, http, stateful_reconnect).await?;
         }
         let Some(transport) = transport::builtin(next.transport) else {
             attempts.failed(
@@ -134,8 +159,17 @@ async fn open_transport(
             access_token: token.clone(),
             http: http.clone(),
         };
-        match transport.connect(request).await {
-            Ok(link) => return Ok((link, Some(response.connection_id))),
+        match transport.connect(request.clone()).await {
+            Ok(link) => {
+                let stateful = (response.use_stateful_reconnect
+                    && next.transport.supports_stateful_reconnect())
+                .then_some(request);
+                return Ok(Opened {
+                    link,
+                    connection_id: Some(response.connection_id),
+                    stateful,
+                });
+            }
             Err(e) => {
                 warn!(transport = %transport.kind(), error = %e, "transport failed to start");
                 attempts.failed(next.transport, &e.to_string());
@@ -150,8 +184,9 @@ async fn open_transport(
 async fn negotiate(
     options: &ConnectOptions,
     http: &HttpClient,
+    stateful_reconnect: bool,
 ) -> Result<(NegotiateResponse, Url, Option<String>)> {
-    let mut redirects = NegotiateRedirects::new(options.url.clone(), false);
+    let mut redirects = NegotiateRedirects::new(options.url.clone(), stateful_reconnect);
     let mut token = access_token(options).await?;
     loop {
         let url = redirects.negotiate_url();
@@ -217,8 +252,9 @@ pub(crate) fn without_query(url: &Url) -> String {
 async fn handshake(
     options: &ConnectOptions,
     mut link: TransportLink,
+    version: u32,
 ) -> Result<(TransportLink, MessageDecoder)> {
-    let request = HandshakeRequest::new(options.protocol.name(), HANDSHAKE_VERSION).to_bytes();
+    let request = HandshakeRequest::new(options.protocol.name(), version).to_bytes();
     let (written, written_rx) = oneshot::channel();
     link.outgoing
         .send(OutgoingFrame {
@@ -238,6 +274,13 @@ async fn handshake(
             match link.incoming.recv().await {
                 Some(TransportEvent::Message(bytes)) => {
                     received.extend_from_slice(&bytes);
+                    // Parse only once a separator arrived, so a server trickling bytes
+                    // cannot make this quadratic.
+                    if !bytes.contains(&crate::protocol::handshake::RECORD_SEPARATOR)
+                        && received.len() <= options.max_message_size
+                    {
+                        continue;
+                    }
                     if let Some((response, consumed)) =
                         parse_handshake_response(&received, options.max_message_size)?
                     {

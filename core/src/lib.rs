@@ -30,8 +30,10 @@ pub use hub::arguments::{
     Argument, Arguments, FromArguments, IntoArgument, IntoArguments, UploadStream,
 };
 pub use hub::builder::{HubConnectionBuilder, DEFAULT_HANDSHAKE_TIMEOUT};
-pub use hub::connection::{HubConnection, HubConnectionState};
+pub use hub::connection::HubConnection;
 pub use hub::handlers::{HandlerId, HandlerOutput};
+pub use hub::lifecycle::HubConnectionState;
+pub use hub::retry::{DefaultRetryPolicy, RetryContext, RetryPolicy};
 pub use hub::stream::HubStream;
 pub use protocol::transports::{TransferFormat, TransportKind};
 pub use protocol::{HubProtocol, Payload, Timestamp, Value};

@@ -8,6 +8,8 @@ use futures_util::FutureExt;
 use url::Url;
 
 use super::connection::HubConnection;
+use super::lifecycle::Behaviour;
+use super::retry::{DefaultRetryPolicy, RetryPolicy};
 use crate::connect::{AccessTokenFactory, ConnectOptions};
 use crate::error::{Error, Result};
 use crate::http::HttpOptions;
@@ -46,6 +48,9 @@ pub struct HubConnectionBuilder {
     server_timeout: Option<Duration>,
     keep_alive_interval: Option<Duration>,
     max_message_size: Option<usize>,
+    retry_policy: Option<Arc<dyn RetryPolicy>>,
+    retry_on_start: bool,
+    stateful_reconnect_buffer: Option<usize>,
 }
 
 impl HubConnectionBuilder {
@@ -141,6 +146,50 @@ impl HubConnectionBuilder {
         self
     }
 
+    /// Reconnects automatically when the connection is lost, after 0, 2, 10 and 30 seconds,
+    /// then gives up (the official default). Each attempt negotiates again and calls the
+    /// access-token factory again.
+    pub fn with_automatic_reconnect(self) -> Self {
+        self.with_retry_policy(DefaultRetryPolicy::default())
+    }
+
+    /// Reconnects automatically after each of `delays` in turn, then gives up.
+    pub fn with_automatic_reconnect_delays(
+        self,
+        delays: impl IntoIterator<Item = Duration>,
+    ) -> Self {
+        self.with_retry_policy(DefaultRetryPolicy::with_delays(delays))
+    }
+
+    /// Reconnects automatically as `policy` decides.
+    pub fn with_retry_policy(mut self, policy: impl RetryPolicy + 'static) -> Self {
+        self.retry_policy = Some(Arc::new(policy));
+        self
+    }
+
+    /// Also retries the first `start()` under the retry policy (the official clients do
+    /// not; users have asked for it since dotnet/aspnetcore#24957). Needs a retry policy.
+    pub fn with_retry_on_start(mut self, retry: bool) -> Self {
+        self.retry_on_start = retry;
+        self
+    }
+
+    /// Asks the server for stateful reconnect (WebSockets only): a dropped transport is
+    /// reconnected with the same connection, unacknowledged messages are replayed both ways,
+    /// and the application notices nothing. The replay buffer holds 100 000 bytes; sends
+    /// beyond it wait for the server's acknowledgements.
+    pub fn with_stateful_reconnect(self) -> Self {
+        self.with_stateful_reconnect_buffer_size(
+            crate::protocol::stateful_reconnect::DEFAULT_BUFFER_SIZE,
+        )
+    }
+
+    /// Stateful reconnect with a replay buffer of `bytes`.
+    pub fn with_stateful_reconnect_buffer_size(mut self, bytes: usize) -> Self {
+        self.stateful_reconnect_buffer = Some(bytes);
+        self
+    }
+
     /// Builds the connection (not started).
     pub fn build(self) -> Result<HubConnection> {
         let url = self
@@ -165,10 +214,23 @@ impl HubConnectionBuilder {
         };
         let millis =
             |d: Option<Duration>, default: u64| d.map_or(default, |d| d.as_millis() as u64);
+        if self.retry_on_start && self.retry_policy.is_none() {
+            return Err(Error::InvalidArgument(
+                "with_retry_on_start needs a retry policy (with_automatic_reconnect).".into(),
+            ));
+        }
         Ok(HubConnection::new(
             options,
-            millis(self.keep_alive_interval, DEFAULT_KEEP_ALIVE_INTERVAL_MS),
-            millis(self.server_timeout, DEFAULT_SERVER_TIMEOUT_MS),
+            Behaviour {
+                keep_alive_interval_ms: millis(
+                    self.keep_alive_interval,
+                    DEFAULT_KEEP_ALIVE_INTERVAL_MS,
+                ),
+                server_timeout_ms: millis(self.server_timeout, DEFAULT_SERVER_TIMEOUT_MS),
+                retry_policy: self.retry_policy,
+                retry_on_start: self.retry_on_start,
+                stateful_reconnect_buffer: self.stateful_reconnect_buffer,
+            },
         ))
     }
 }

@@ -2,23 +2,20 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot};
-use tracing::{info, warn, Instrument};
 
-use super::arguments::{Argument, Arguments, FromArguments, IntoArguments, UploadStream};
-use super::driver::{Command, Driver, Ended};
-use super::handlers::{erase, HandlerId, HandlerOutput, Handlers};
+use super::arguments::{Argument, FromArguments, IntoArguments, UploadStream};
+use super::driver::Command;
+use super::handlers::{erase, HandlerId, HandlerOutput};
+use super::lifecycle::{self, Behaviour, HubConnectionState, Shared};
 use super::stream::HubStream;
-use crate::connect::{establish, without_query, ConnectOptions};
+use crate::connect::{without_query, ConnectOptions};
 use crate::error::{Error, Result};
-use crate::http::HttpClient;
-use crate::protocol::invocations::InvocationIds;
-use crate::protocol::keep_alive::KeepAlive;
 use crate::protocol::transports::TransportKind;
 use crate::protocol::{
     Completion, CompletionOutcome, HubMessage, HubProtocol, Invocation, Payload, StreamInvocation,
@@ -26,56 +23,10 @@ use crate::protocol::{
 };
 use crate::runtime;
 
-/// The states of a connection, as in the official clients.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum HubConnectionState {
-    /// Not connected; `start` may be called.
-    Disconnected,
-    /// `start` is negotiating, connecting the transport or handshaking.
-    Connecting,
-    /// Connected: calls go to the server.
-    Connected,
-    /// `stop` is closing the connection.
-    Disconnecting,
-    /// Automatic reconnect is waiting or trying.
-    Reconnecting,
-}
-
-impl fmt::Display for HubConnectionState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
-    }
-}
-
 /// An upload stream with the stream id it was given.
 type Upload = (String, UploadStream);
 
 const NOT_CONNECTED: &str = "Cannot send data if the connection is not in the 'Connected' State.";
-
-#[cfg(not(target_arch = "wasm32"))]
-type CloseCallback = Arc<dyn Fn(Option<Error>) + Send + Sync>;
-#[cfg(target_arch = "wasm32")]
-type CloseCallback = Arc<dyn Fn(Option<Error>)>;
-
-/// State shared by the handles and the running connection.
-pub(crate) struct Shared {
-    pub(crate) options: ConnectOptions,
-    pub(crate) keep_alive_interval_ms: u64,
-    pub(crate) server_timeout_ms: u64,
-    state: Mutex<Run>,
-    handlers: Handlers,
-    close_callbacks: Mutex<Vec<CloseCallback>>,
-    ids: Mutex<InvocationIds>,
-}
-
-struct Run {
-    state: HubConnectionState,
-    connection_id: Option<String>,
-    transport: Option<TransportKind>,
-    commands: Option<mpsc::Sender<Command>>,
-    abort_start: Option<oneshot::Sender<()>>,
-    stopped: Vec<oneshot::Sender<()>>,
-}
 
 /// A connection to a SignalR hub. Cheap to clone; all clones drive the same connection.
 ///
@@ -109,33 +60,14 @@ impl fmt::Debug for HubConnection {
 }
 
 impl HubConnection {
-    pub(crate) fn new(
-        options: ConnectOptions,
-        keep_alive_interval_ms: u64,
-        server_timeout_ms: u64,
-    ) -> Self {
+    pub(crate) fn new(options: ConnectOptions, behaviour: Behaviour) -> Self {
         HubConnection {
-            shared: Arc::new(Shared {
-                options,
-                keep_alive_interval_ms,
-                server_timeout_ms,
-                state: Mutex::new(Run {
-                    state: HubConnectionState::Disconnected,
-                    connection_id: None,
-                    transport: None,
-                    commands: None,
-                    abort_start: None,
-                    stopped: Vec::new(),
-                }),
-                handlers: Handlers::default(),
-                close_callbacks: Mutex::new(Vec::new()),
-                ids: Mutex::new(InvocationIds::default()),
-            }),
+            shared: Arc::new(Shared::new(options, behaviour)),
         }
     }
 
-    fn run(&self) -> std::sync::MutexGuard<'_, Run> {
-        self.shared.state.lock().expect("state lock")
+    fn run(&self) -> std::sync::MutexGuard<'_, super::lifecycle::Run> {
+        self.shared.run()
     }
 
     /// The current state.
@@ -160,123 +92,18 @@ impl HubConnection {
     }
 
     /// Connects: negotiates, starts a transport (falling back as needed) and handshakes.
+    ///
+    /// A failed start fires no close event and does not reconnect, as in the official clients,
+    /// unless the builder asked to retry the first connect under the retry policy.
     pub async fn start(&self) -> Result<()> {
-        let (abort_tx, abort_rx) = oneshot::channel();
-        {
-            let mut run = self.run();
-            if run.state != HubConnectionState::Disconnected {
-                return Err(Error::InvalidState(
-                    "Cannot start a HubConnection that is not in the 'Disconnected' state.".into(),
-                ));
-            }
-            run.state = HubConnectionState::Connecting;
-            run.abort_start = Some(abort_tx);
-        }
-        let span = tracing::info_span!("hublink", url = %without_query(&self.shared.options.url));
-        let result = async {
-            let http = HttpClient::new(&self.shared.options.http)?;
-            tokio::select! {
-                established = establish(&self.shared.options, &http) => established,
-                _ = abort_rx => Err(Error::ConnectionClosed(
-                    "The connection was stopped during negotiation.".into(),
-                )),
-            }
-        }
-        .instrument(span.clone())
-        .await;
-        let established = match result {
-            Ok(established) => established,
-            Err(e) => {
-                let mut run = self.run();
-                run.state = HubConnectionState::Disconnected;
-                run.abort_start = None;
-                for stopped in run.stopped.drain(..) {
-                    let _ = stopped.send(());
-                }
-                return Err(e);
-            }
-        };
-
-        let (commands_tx, commands_rx) = mpsc::channel(256);
-        let (invocations_tx, invocations_rx) = mpsc::unbounded_channel();
-        let keep_alive = if established.transport.has_inherent_keep_alive() {
-            KeepAlive::inherent()
-        } else {
-            KeepAlive::new(
-                self.shared.keep_alive_interval_ms,
-                self.shared.server_timeout_ms,
-                runtime::now_ms(),
-            )
-        };
-        let driver = Driver::new(
-            self.shared.options.protocol,
-            established.link,
-            established.decoder,
-            keep_alive,
-            commands_rx,
-            invocations_tx,
-        );
-        {
-            let mut run = self.run();
-            run.abort_start = None;
-            if run.state != HubConnectionState::Connecting {
-                // stop() raced the end of the handshake: close what was just opened.
-                drop(run);
-                drop(driver);
-                return Err(Error::ConnectionClosed(
-                    "The connection was stopped before the hub handshake could complete.".into(),
-                ));
-            }
-            run.state = HubConnectionState::Connected;
-            run.connection_id = established.connection_id.clone();
-            run.transport = Some(established.transport);
-            run.commands = Some(commands_tx.clone());
-        }
-        info!(parent: &span, transport = %established.transport, connection_id = ?established.connection_id, "connected");
-
-        let shared = self.shared.clone();
-        let weak_commands = commands_tx.downgrade();
-        drop(commands_tx);
-        runtime::spawn(
-            dispatch_invocations(shared.clone(), invocations_rx, weak_commands)
-                .instrument(span.clone()),
-        );
-        runtime::spawn(
-            async move {
-                let ended = driver.run().await;
-                connection_ended(&shared, ended);
-            }
-            .instrument(span),
-        );
-        Ok(())
+        lifecycle::start(&self.shared).await
     }
 
     /// Closes the connection: sends Close, stops the transport, fails pending calls, and
-    /// fires the close event. Does nothing when already disconnected.
+    /// fires the close event. Also ends a reconnect in progress. Does nothing when already
+    /// disconnected.
     pub async fn stop(&self) -> Result<()> {
-        let (stopped_tx, stopped_rx) = oneshot::channel();
-        {
-            let mut run = self.run();
-            match run.state {
-                HubConnectionState::Disconnected => return Ok(()),
-                HubConnectionState::Connecting => {
-                    if let Some(abort) = run.abort_start.take() {
-                        let _ = abort.send(());
-                    }
-                    run.state = HubConnectionState::Disconnecting;
-                }
-                HubConnectionState::Connected
-                | HubConnectionState::Disconnecting
-                | HubConnectionState::Reconnecting => {
-                    run.state = HubConnectionState::Disconnecting;
-                    if let Some(commands) = &run.commands {
-                        let _ = commands.try_send(Command::Stop);
-                    }
-                }
-            }
-            run.stopped.push(stopped_tx);
-        }
-        let _ = stopped_rx.await;
+        lifecycle::stop(&self.shared).await;
         Ok(())
     }
 
@@ -518,7 +345,32 @@ impl HubConnection {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn on_close(&self, callback: impl Fn(Option<Error>) + Send + Sync + 'static) {
         self.shared
-            .close_callbacks
+            .events
+            .close
+            .lock()
+            .expect("callbacks lock")
+            .push(Arc::new(callback));
+    }
+
+    /// Registers a callback for the start of an automatic reconnect, with the error that
+    /// broke the connection.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn on_reconnecting(&self, callback: impl Fn(Option<Error>) + Send + Sync + 'static) {
+        self.shared
+            .events
+            .reconnecting
+            .lock()
+            .expect("callbacks lock")
+            .push(Arc::new(callback));
+    }
+
+    /// Registers a callback for a successful automatic reconnect, with the new connection id
+    /// (`None` when negotiation is skipped).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn on_reconnected(&self, callback: impl Fn(Option<String>) + Send + Sync + 'static) {
+        self.shared
+            .events
+            .reconnected
             .lock()
             .expect("callbacks lock")
             .push(Arc::new(callback));
@@ -528,14 +380,37 @@ impl HubConnection {
     #[cfg(target_arch = "wasm32")]
     pub fn on_close(&self, callback: impl Fn(Option<Error>) + 'static) {
         self.shared
-            .close_callbacks
+            .events
+            .close
+            .lock()
+            .expect("callbacks lock")
+            .push(Arc::new(callback));
+    }
+
+    /// Registers a callback for the start of an automatic reconnect.
+    #[cfg(target_arch = "wasm32")]
+    pub fn on_reconnecting(&self, callback: impl Fn(Option<Error>) + 'static) {
+        self.shared
+            .events
+            .reconnecting
+            .lock()
+            .expect("callbacks lock")
+            .push(Arc::new(callback));
+    }
+
+    /// Registers a callback for a successful automatic reconnect.
+    #[cfg(target_arch = "wasm32")]
+    pub fn on_reconnected(&self, callback: impl Fn(Option<String>) + 'static) {
+        self.shared
+            .events
+            .reconnected
             .lock()
             .expect("callbacks lock")
             .push(Arc::new(callback));
     }
 }
 
-async fn send_frame(
+pub(crate) async fn send_frame(
     commands: &mpsc::Sender<Command>,
     protocol: HubProtocol,
     message: &HubMessage,
@@ -555,65 +430,4 @@ async fn send_frame(
     done.await.map_err(|_| {
         Error::ConnectionClosed(crate::protocol::invocations::CONNECTION_CLOSED.into())
     })?
-}
-
-/// Runs client methods one invocation at a time, in the order they arrived, and sends the
-/// client results back.
-async fn dispatch_invocations(
-    shared: Arc<Shared>,
-    mut invocations: mpsc::UnboundedReceiver<Invocation>,
-    commands: mpsc::WeakSender<Command>,
-) {
-    let protocol = shared.options.protocol;
-    while let Some(invocation) = invocations.recv().await {
-        let expects_result = invocation.invocation_id.is_some();
-        let outcome = shared
-            .handlers
-            .dispatch(
-                &invocation.target,
-                Arguments(invocation.arguments),
-                protocol,
-                expects_result,
-            )
-            .await;
-        if let (Some(outcome), Some(id)) = (outcome, invocation.invocation_id) {
-            let Some(commands) = commands.upgrade() else {
-                return;
-            };
-            let completion = HubMessage::Completion(Completion {
-                invocation_id: id,
-                outcome,
-                headers: vec![],
-            });
-            if let Err(e) = send_frame(&commands, protocol, &completion).await {
-                warn!(error = %e, "could not send a client result");
-            }
-        }
-    }
-}
-
-fn connection_ended(shared: &Arc<Shared>, ended: Ended) {
-    let stopped = {
-        let mut run = shared.state.lock().expect("state lock");
-        run.state = HubConnectionState::Disconnected;
-        run.connection_id = None;
-        run.transport = None;
-        run.commands = None;
-        std::mem::take(&mut run.stopped)
-    };
-    match &ended.error {
-        Some(error) => info!(%error, allow_reconnect = ended.allow_reconnect, "connection closed"),
-        None => info!("connection closed"),
-    }
-    let callbacks = shared
-        .close_callbacks
-        .lock()
-        .expect("callbacks lock")
-        .clone();
-    for callback in callbacks {
-        callback(ended.error.clone());
-    }
-    for s in stopped {
-        let _ = s.send(());
-    }
 }

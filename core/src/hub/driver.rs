@@ -7,22 +7,41 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, trace, warn};
+use tracing::{debug, info, trace, warn};
 
 use crate::error::{Error, Result};
 use crate::protocol::invocations::{Delivery, PendingCalls, CONNECTION_CLOSED};
 use crate::protocol::keep_alive::{KeepAlive, KeepAliveAction, SERVER_TIMEOUT_ELAPSED};
+use crate::protocol::stateful_reconnect::{Inbound, ReplayBuffer};
 use crate::protocol::{
     CancelInvocation, Close, HubMessage, HubProtocol, Invocation, MessageDecoder, Payload,
 };
 use crate::runtime;
-use crate::transport::{OutgoingFrame, TransportEvent, TransportLink};
+use crate::transport::{self, ConnectRequest, OutgoingFrame, TransportEvent, TransportLink};
 
 /// How many frames the driver queues before it stops taking caller commands (backpressure).
 const QUEUE_LIMIT: usize = 256;
 
 /// How long a graceful stop waits for the transport to confirm it closed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// How long after receiving a message the Ack for it goes out (stateful reconnect), as in
+/// the official clients.
+const ACK_DELAY_MS: u64 = 1000;
+
+/// Stateful reconnect, when the server agreed to it.
+pub(crate) struct StatefulLink {
+    /// How to reconnect the same connection (same URL, same connection token).
+    pub reconnect: ConnectRequest,
+    /// The replay buffer size in bytes.
+    pub buffer_size: usize,
+}
+
+/// A frame waiting for the transport, and whether stateful reconnect must keep it.
+struct Queued {
+    frame: OutgoingFrame,
+    sequenced: bool,
+}
 
 pub(crate) type InvokeReply = oneshot::Sender<Result<Option<Payload>>>;
 pub(crate) type StreamItems = mpsc::UnboundedSender<Result<Payload>>;
@@ -69,8 +88,11 @@ pub(crate) struct Driver {
     keep_alive: KeepAlive,
     commands: mpsc::Receiver<Command>,
     invocations: mpsc::UnboundedSender<Invocation>,
-    queue: VecDeque<OutgoingFrame>,
+    queue: VecDeque<Queued>,
     stopping: Option<u64>,
+    replay: Option<ReplayBuffer>,
+    reconnect: Option<ConnectRequest>,
+    ack_due_at: Option<u64>,
 }
 
 impl Driver {
@@ -81,8 +103,16 @@ impl Driver {
         keep_alive: KeepAlive,
         commands: mpsc::Receiver<Command>,
         invocations: mpsc::UnboundedSender<Invocation>,
+        stateful: Option<StatefulLink>,
     ) -> Self {
+        let (replay, reconnect) = match stateful {
+            Some(s) => (Some(ReplayBuffer::new(s.buffer_size)), Some(s.reconnect)),
+            None => (None, None),
+        };
         Driver {
+            replay,
+            reconnect,
+            ack_due_at: None,
             protocol,
             incoming: link.incoming,
             outgoing: Some(link.outgoing),
@@ -104,16 +134,31 @@ impl Driver {
         out.into()
     }
 
+    /// Queues a frame of a sequenced message (types 1–5).
     fn enqueue(&mut self, data: Bytes, written: Option<oneshot::Sender<Result<()>>>) {
-        self.queue.push_back(OutgoingFrame { data, written });
+        self.queue.push_back(Queued {
+            frame: OutgoingFrame { data, written },
+            sequenced: true,
+        });
+    }
+
+    /// Queues a Ping, Close, Ack or Sequence, which stateful reconnect never replays.
+    fn enqueue_control(&mut self, message: &HubMessage) {
+        let data = self.encode(message);
+        self.queue.push_back(Queued {
+            frame: OutgoingFrame {
+                data,
+                written: None,
+            },
+            sequenced: false,
+        });
     }
 
     /// Runs until the connection ends; then fails every pending call.
     pub(crate) async fn run(mut self) -> Ended {
         if self.keep_alive.next_deadline().is_some() {
             // The official clients ping right after the handshake.
-            let ping = self.encode(&HubMessage::Ping);
-            self.enqueue(ping, None);
+            self.enqueue_control(&HubMessage::Ping);
         }
         // Messages that came with the handshake answer.
         let mut ended = self.drain_decoder();
@@ -127,11 +172,18 @@ impl Driver {
 
     async fn step(&mut self) -> Option<Ended> {
         let now = runtime::now_ms();
-        let wait = match (self.stopping, self.keep_alive.next_deadline()) {
-            (Some(deadline), _) => Some(deadline.saturating_sub(now)),
-            (None, deadline) => deadline.map(|d| d.saturating_sub(now)),
+        let deadline = match (self.stopping, self.keep_alive.next_deadline()) {
+            (Some(deadline), _) => Some(deadline),
+            (None, deadline) => deadline,
         };
-        let can_take_commands = self.queue.len() < QUEUE_LIMIT && self.stopping.is_none();
+        let deadline = match (deadline, self.ack_due_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let wait = deadline.map(|d| d.saturating_sub(now));
+        let can_take_commands = self.queue.len() < QUEUE_LIMIT
+            && self.stopping.is_none()
+            && !self.replay.as_ref().is_some_and(ReplayBuffer::is_full);
         let sender = self.outgoing.clone();
         tokio::select! {
             biased;
@@ -141,14 +193,17 @@ impl Driver {
                     self.decoder.push(&bytes);
                     self.drain_decoder()
                 }
-                Some(TransportEvent::Closed(error)) => Some(self.transport_closed(error)),
-                None => Some(self.transport_closed(None)),
+                Some(TransportEvent::Closed(error)) => self.transport_closed(error).await,
+                None => self.transport_closed(None).await,
             },
             permit = reserve(&sender), if !self.queue.is_empty() => {
                 match permit {
                     Some(permit) => {
-                        let frame = self.queue.pop_front().expect("queue not empty");
-                        permit.send(frame);
+                        let queued = self.queue.pop_front().expect("queue not empty");
+                        if let (Some(replay), true) = (self.replay.as_mut(), queued.sequenced) {
+                            replay.record(queued.frame.data.clone());
+                        }
+                        permit.send(queued.frame);
                         self.keep_alive.on_sent(runtime::now_ms());
                         self.after_write()
                     }
@@ -204,8 +259,7 @@ impl Driver {
     fn begin_stop(&mut self) -> Option<Ended> {
         if self.stopping.is_none() {
             debug!("stopping");
-            let close = self.encode(&HubMessage::Close(Close::default()));
-            self.enqueue(close, None);
+            self.enqueue_control(&HubMessage::Close(Close::default()));
             self.stopping = Some(runtime::now_ms() + STOP_GRACE.as_millis() as u64);
         }
         None
@@ -223,12 +277,17 @@ impl Driver {
             }
             return None;
         }
+        if self.ack_due_at.is_some_and(|due| now >= due) {
+            self.ack_due_at = None;
+            if let Some(ack) = self.replay.as_mut().and_then(ReplayBuffer::take_ack) {
+                self.enqueue_control(&ack);
+            }
+        }
         match self.keep_alive.poll(now) {
             KeepAliveAction::Wait => None,
             KeepAliveAction::SendPing => {
                 trace!("sending ping");
-                let ping = self.encode(&HubMessage::Ping);
-                self.enqueue(ping, None);
+                self.enqueue_control(&HubMessage::Ping);
                 // Counted as sent now, so a slow queue does not stack up pings.
                 self.keep_alive.on_sent(now);
                 None
@@ -240,26 +299,84 @@ impl Driver {
         }
     }
 
-    fn transport_closed(&mut self, error: Option<Error>) -> Ended {
+    async fn transport_closed(&mut self, error: Option<Error>) -> Option<Ended> {
         if self.stopping.is_some() {
-            return Ended {
+            return Some(Ended {
                 error: None,
                 allow_reconnect: false,
-            };
+            });
         }
         debug!(error = ?error, "transport closed");
-        Ended {
-            allow_reconnect: error.is_some(),
+        if self.replay.is_some() && self.resume().await {
+            return None;
+        }
+        Some(Ended {
+            allow_reconnect: true,
             error: Some(error.unwrap_or_else(|| {
                 Error::ConnectionClosed("The server closed the connection.".into())
             })),
+        })
+    }
+
+    /// Stateful reconnect: connects the same connection again, then sends Sequence and
+    /// replays what the server has not acknowledged. One attempt, as the official clients.
+    async fn resume(&mut self) -> bool {
+        let (Some(replay), Some(request)) = (self.replay.as_mut(), self.reconnect.clone()) else {
+            return false;
+        };
+        replay.on_disconnected();
+        self.outgoing = None;
+        let Some(transport) = transport::builtin(request.url_kind()) else {
+            return false;
+        };
+        let link = match transport.connect(request).await {
+            Ok(link) => link,
+            Err(e) => {
+                warn!(error = %e, "stateful reconnect failed");
+                return false;
+            }
+        };
+        info!("transport reconnected; resuming the connection");
+        let (sequence, frames) = replay.resend();
+        self.incoming = link.incoming;
+        self.outgoing = Some(link.outgoing);
+        self.decoder.clear();
+        self.keep_alive.on_received(runtime::now_ms());
+        let pending: Vec<Queued> = self.queue.drain(..).collect();
+        self.enqueue_control(&sequence);
+        for data in frames {
+            self.queue.push_back(Queued {
+                frame: OutgoingFrame {
+                    data,
+                    written: None,
+                },
+                sequenced: false,
+            });
         }
+        self.queue.extend(pending);
+        true
     }
 
     fn drain_decoder(&mut self) -> Option<Ended> {
         loop {
             match self.decoder.next_message() {
                 Ok(Some(message)) => {
+                    if let Some(replay) = self.replay.as_mut() {
+                        match replay.on_received(&message) {
+                            Inbound::Process => {
+                                if message.is_sequenced() && self.ack_due_at.is_none() {
+                                    self.ack_due_at = Some(runtime::now_ms() + ACK_DELAY_MS);
+                                }
+                            }
+                            Inbound::Duplicate | Inbound::Ignore => continue,
+                            Inbound::Fail(text) => {
+                                return Some(Ended {
+                                    error: Some(Error::ConnectionClosed(text)),
+                                    allow_reconnect: true,
+                                })
+                            }
+                        }
+                    }
                     if let Some(ended) = self.on_message(message) {
                         return Some(ended);
                     }
@@ -269,7 +386,7 @@ impl Driver {
                     warn!(error = %e, "the server sent an invalid message");
                     return Some(Ended {
                         error: Some(Error::Protocol(e)),
-                        allow_reconnect: false,
+                        allow_reconnect: true,
                     });
                 }
             }
@@ -331,8 +448,8 @@ impl Driver {
         for items in streams {
             let _ = items.send(Err(error.clone()));
         }
-        for frame in self.queue.drain(..) {
-            if let Some(written) = frame.written {
+        for queued in self.queue.drain(..) {
+            if let Some(written) = queued.frame.written {
                 let _ = written.send(Err(error.clone()));
             }
         }

@@ -5,4 +5,6 @@ pub mod builder;
 pub mod connection;
 mod driver;
 pub mod handlers;
+pub mod lifecycle;
+pub mod retry;
 pub mod stream;

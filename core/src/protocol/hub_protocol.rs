@@ -173,6 +173,12 @@ impl MessageDecoder {
         }
     }
 
+    /// Forgets a partly received message (after its transport was replaced).
+    pub fn clear(&mut self) {
+        self.buffer.clear();
+        self.scanned = 0;
+    }
+
     /// Bytes received but not yet part of a whole message.
     pub fn buffered(&self) -> usize {
         self.buffer.len()

@@ -68,9 +68,13 @@ impl ReplayBuffer {
     /// Records a message written to the transport (`frame` is its encoded bytes). Sequenced
     /// messages (types 1–5) are numbered and kept until acknowledged.
     pub fn on_sent(&mut self, message: &HubMessage, frame: Bytes) {
-        if !message.is_sequenced() {
-            return;
+        if message.is_sequenced() {
+            self.record(frame);
         }
+    }
+
+    /// Records the frame of a sequenced message (types 1–5) written to the transport.
+    pub fn record(&mut self, frame: Bytes) {
         self.buffered_bytes += frame.len();
         self.unacked.push_back((self.next_outbound_id, frame));
         self.next_outbound_id += 1;

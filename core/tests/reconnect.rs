@@ -1,0 +1,378 @@
+//! Automatic reconnect and stateful reconnect against the in-repo test server, with faults
+//! the server injects.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use hublink::{
+    DefaultRetryPolicy, Error, HubConnection, HubConnectionBuilder, HubConnectionState,
+    RetryContext, RetryPolicy, TransportKind,
+};
+use hublink_testserver::{TestServer, TestServerOptions};
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, PartialEq)]
+enum Event {
+    Reconnecting(Option<String>),
+    Reconnected(Option<String>),
+    Closed(Option<String>),
+}
+
+fn record(connection: &HubConnection) -> mpsc::UnboundedReceiver<Event> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let t = tx.clone();
+    connection.on_reconnecting(move |e| {
+        let _ = t.send(Event::Reconnecting(e.map(|e| e.to_string())));
+    });
+    let t = tx.clone();
+    connection.on_reconnected(move |id| {
+        let _ = t.send(Event::Reconnected(id));
+    });
+    connection.on_close(move |e| {
+        let _ = tx.send(Event::Closed(e.map(|e| e.to_string())));
+    });
+    rx
+}
+
+async fn next(events: &mut mpsc::UnboundedReceiver<Event>) -> Event {
+    timeout(WAIT, events.recv())
+        .await
+        .expect("an event in time")
+        .expect("events channel open")
+}
+
+/// Records every context it is asked about, and retries quickly a few times.
+struct Recording {
+    contexts: Arc<Mutex<Vec<(u64, String)>>>,
+    attempts: u64,
+}
+
+impl RetryPolicy for Recording {
+    fn next_retry_delay(&self, context: &RetryContext) -> Option<Duration> {
+        self.contexts.lock().unwrap().push((
+            context.previous_retry_count,
+            context.retry_reason.to_string(),
+        ));
+        // The first wait leaves the test time to take the server down.
+        let delay = if context.previous_retry_count == 0 {
+            300
+        } else {
+            50
+        };
+        (context.previous_retry_count < self.attempts).then_some(Duration::from_millis(delay))
+    }
+}
+
+// scenario: ws.json.reconnect.new-connection-id, ws.json.reconnect.server-fault
+#[tokio::test]
+async fn a_dropped_connection_reconnects_with_a_new_id_and_the_same_handlers() {
+    let server = TestServer::start(TestServerOptions::default())
+        .await
+        .unwrap();
+    let tokens = Arc::new(Mutex::new(0));
+    let t = tokens.clone();
+    let connection = HubConnectionBuilder::new()
+        .with_url(format!("{}/testhub", server.base_url()))
+        .with_transports([TransportKind::WebSockets])
+        .with_access_token_factory(move || {
+            *t.lock().unwrap() += 1;
+            async { Ok(Some("token".to_owned())) }
+        })
+        .with_automatic_reconnect_delays([Duration::ZERO, Duration::from_millis(100)])
+        .build()
+        .unwrap();
+    let (tx, mut messages) = mpsc::unbounded_channel();
+    connection.on("Message", move |(text,): (String,)| {
+        let tx = tx.clone();
+        async move {
+            let _ = tx.send(text);
+        }
+    });
+    let mut events = record(&connection);
+    connection.start().await.unwrap();
+    let first_id = connection.connection_id().unwrap();
+    let pending = connection
+        .stream::<String>("InfiniteStream", ())
+        .await
+        .unwrap();
+
+    let _ = connection.send("Abort", ()).await;
+    match next(&mut events).await {
+        Event::Reconnecting(Some(_)) => {}
+        other => panic!("{other:?}"),
+    }
+    let new_id = match next(&mut events).await {
+        Event::Reconnected(Some(id)) => id,
+        other => panic!("{other:?}"),
+    };
+    assert_ne!(new_id, first_id);
+    assert_eq!(connection.connection_id().as_deref(), Some(new_id.as_str()));
+    assert_eq!(connection.state(), HubConnectionState::Connected);
+    assert_eq!(
+        *tokens.lock().unwrap(),
+        2,
+        "the token factory is called again"
+    );
+
+    // The stream pending when the connection dropped failed; it is not retried.
+    let ended: Vec<_> = pending.collect().await;
+    assert!(matches!(ended.as_slice(), [Err(_)]), "{ended:?}");
+
+    // Handlers stay registered.
+    connection
+        .send("InvokeWithString", ("after",))
+        .await
+        .unwrap();
+    let got = timeout(WAIT, messages.recv()).await.unwrap();
+    assert_eq!(got.as_deref(), Some("after"));
+    connection.stop().await.unwrap();
+    assert_eq!(next(&mut events).await, Event::Closed(None));
+}
+
+// scenario: ws.json.close.allow-reconnect, ws.json.close.no-reconnect
+#[tokio::test]
+async fn a_server_close_reconnects_only_when_it_allows_it() {
+    let server = TestServer::start(TestServerOptions::default())
+        .await
+        .unwrap();
+    let connection = HubConnectionBuilder::new()
+        .with_url(format!("{}/testhub", server.base_url()))
+        .with_automatic_reconnect()
+        .build()
+        .unwrap();
+    let mut events = record(&connection);
+    connection.start().await.unwrap();
+    let _ = connection.send("CloseMe", ("Error!", true)).await;
+    assert_eq!(
+        next(&mut events).await,
+        Event::Reconnecting(Some("Server returned an error on close: Error!".into()))
+    );
+    assert!(matches!(
+        next(&mut events).await,
+        Event::Reconnected(Some(_))
+    ));
+    let _ = connection.send("CloseMe", ("Goodbye", false)).await;
+    assert_eq!(
+        next(&mut events).await,
+        Event::Closed(Some("Server returned an error on close: Goodbye".into()))
+    );
+    assert_eq!(connection.state(), HubConnectionState::Disconnected);
+}
+
+// scenario: any.any.reconnect.policy-gives-up
+#[tokio::test]
+async fn the_policy_sees_each_failure_and_its_giving_up_closes_the_connection() {
+    let server = TestServer::start(TestServerOptions::default())
+        .await
+        .unwrap();
+    let contexts = Arc::new(Mutex::new(Vec::new()));
+    let connection = HubConnectionBuilder::new()
+        .with_url(format!("{}/testhub", server.base_url()))
+        .with_retry_policy(Recording {
+            contexts: contexts.clone(),
+            attempts: 2,
+        })
+        .build()
+        .unwrap();
+    let mut events = record(&connection);
+    connection.start().await.unwrap();
+    let _ = connection.send("Abort", ()).await;
+    assert!(matches!(
+        next(&mut events).await,
+        Event::Reconnecting(Some(_))
+    ));
+    server.shutdown().await;
+    let closed = next(&mut events).await;
+    assert!(matches!(closed, Event::Closed(Some(_))), "{closed:?}");
+    assert_eq!(connection.state(), HubConnectionState::Disconnected);
+    let seen = contexts.lock().unwrap().clone();
+    assert_eq!(
+        seen.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        [0, 1, 2],
+        "{seen:?}"
+    );
+    assert!(
+        seen[1].1.contains("negotiation"),
+        "later reasons are the attempts' errors: {seen:?}"
+    );
+}
+
+// scenario: any.any.reconnect.stop-during-delay
+#[tokio::test]
+async fn stop_during_a_reconnect_delay_ends_everything_once() {
+    let server = TestServer::start(TestServerOptions::default())
+        .await
+        .unwrap();
+    let connection = HubConnectionBuilder::new()
+        .with_url(format!("{}/testhub", server.base_url()))
+        .with_automatic_reconnect_delays([Duration::from_secs(60)])
+        .build()
+        .unwrap();
+    let mut events = record(&connection);
+    connection.start().await.unwrap();
+    let _ = connection.send("Abort", ()).await;
+    assert!(matches!(
+        next(&mut events).await,
+        Event::Reconnecting(Some(_))
+    ));
+    assert_eq!(connection.state(), HubConnectionState::Reconnecting);
+    timeout(WAIT, connection.stop()).await.unwrap().unwrap();
+    assert_eq!(connection.state(), HubConnectionState::Disconnected);
+    assert_eq!(next(&mut events).await, Event::Closed(None));
+    assert!(
+        timeout(Duration::from_millis(300), events.recv())
+            .await
+            .is_err(),
+        "one close event, nothing after it"
+    );
+}
+
+// scenario: any.any.reconnect.no-policy
+#[tokio::test]
+async fn without_a_policy_a_lost_connection_just_closes() {
+    let server = TestServer::start(TestServerOptions::default())
+        .await
+        .unwrap();
+    let connection = HubConnectionBuilder::new()
+        .with_url(format!("{}/testhub", server.base_url()))
+        .build()
+        .unwrap();
+    let mut events = record(&connection);
+    connection.start().await.unwrap();
+    let _ = connection.send("Abort", ()).await;
+    assert!(matches!(next(&mut events).await, Event::Closed(Some(_))));
+    let empty = HubConnectionBuilder::new()
+        .with_url(format!("{}/testhub", server.base_url()))
+        .with_retry_policy(DefaultRetryPolicy::with_delays([]))
+        .build()
+        .unwrap();
+    let mut events = record(&empty);
+    empty.start().await.unwrap();
+    let _ = empty.send("Abort", ()).await;
+    assert!(
+        matches!(next(&mut events).await, Event::Closed(Some(_))),
+        "a policy that gives up at once never enters Reconnecting"
+    );
+}
+
+// scenario: any.any.reconnect.retry-on-start
+#[tokio::test]
+async fn the_first_start_can_be_retried_under_the_policy() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let connection = HubConnectionBuilder::new()
+        .with_url(format!("http://127.0.0.1:{port}/testhub"))
+        .with_automatic_reconnect_delays([Duration::from_millis(200); 20])
+        .with_retry_on_start(true)
+        .build()
+        .unwrap();
+    let server = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        TestServer::start(TestServerOptions {
+            port,
+            ..TestServerOptions::default()
+        })
+        .await
+        .unwrap()
+    });
+    timeout(WAIT, connection.start()).await.unwrap().unwrap();
+    let echoed: String = connection.invoke("Echo", ("late server",)).await.unwrap();
+    assert_eq!(echoed, "late server");
+    connection.stop().await.unwrap();
+    drop(server.await.unwrap());
+
+    let refused = HubConnectionBuilder::new()
+        .with_url(format!("http://127.0.0.1:{port}/testhub"))
+        .with_automatic_reconnect()
+        .build()
+        .unwrap();
+    assert!(
+        refused.start().await.is_err(),
+        "without the option a failed start is final"
+    );
+}
+
+// scenario: ws.json.stateful.server-drop, ws.msgpack.stateful.server-drop
+#[tokio::test]
+async fn stateful_reconnect_hides_a_dropped_transport_and_loses_nothing() {
+    let server = TestServer::start(TestServerOptions::default())
+        .await
+        .unwrap();
+    for protocol in [
+        hublink::HubProtocol::Json,
+        hublink::HubProtocol::MessagePack,
+    ] {
+        let connection = HubConnectionBuilder::new()
+            .with_url(format!(
+                "{}/testhub?faults=drop_after_messages:40",
+                server.base_url()
+            ))
+            .with_protocol(protocol)
+            .with_stateful_reconnect()
+            .build()
+            .unwrap();
+        let mut events = record(&connection);
+        connection.start().await.unwrap();
+        let id = connection.connection_id();
+        let items: Vec<i64> = timeout(
+            WAIT,
+            connection
+                .stream::<i64>("StreamCount", (200,))
+                .await
+                .unwrap()
+                .map(|i| i.unwrap())
+                .collect(),
+        )
+        .await
+        .expect("the stream finishes across the drop");
+        assert_eq!(
+            items,
+            (0..200).collect::<Vec<_>>(),
+            "{protocol:?}: exactly once, in order"
+        );
+        for n in 0..20 {
+            let echoed: String = connection.invoke("Echo", (format!("m{n}"),)).await.unwrap();
+            assert_eq!(echoed, format!("m{n}"));
+        }
+        assert_eq!(connection.connection_id(), id, "the same connection");
+        assert!(
+            events.try_recv().is_err(),
+            "{protocol:?}: a stateful reconnect is invisible to the application"
+        );
+        connection.stop().await.unwrap();
+    }
+}
+
+// scenario: ws.json.stateful.negotiate-denied
+#[tokio::test]
+async fn without_the_servers_consent_a_drop_falls_back_to_automatic_reconnect() {
+    let server = TestServer::start(TestServerOptions::default())
+        .await
+        .unwrap();
+    let connection = HubConnectionBuilder::new()
+        .with_url(format!("{}/testhub-nostateful", server.base_url()))
+        .with_stateful_reconnect()
+        .with_automatic_reconnect()
+        .build()
+        .unwrap();
+    let mut events = record(&connection);
+    connection.start().await.unwrap();
+    let _ = connection.send("Abort", ()).await;
+    assert!(matches!(
+        next(&mut events).await,
+        Event::Reconnecting(Some(_))
+    ));
+    assert!(matches!(
+        next(&mut events).await,
+        Event::Reconnected(Some(_))
+    ));
+    connection.stop().await.unwrap();
+    let _ = Error::Transport(String::new());
+}
