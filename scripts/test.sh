@@ -20,6 +20,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test"
 cargo test --workspace
 
+step "rustdoc builds without warnings"
+RUSTDOCFLAGS="-D warnings" cargo doc -p hublink --no-deps --quiet
+
 step "core compiles for the browser (wasm32-unknown-unknown)"
 cargo check -p hublink --target wasm32-unknown-unknown
 

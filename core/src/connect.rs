@@ -52,6 +52,8 @@ pub(crate) struct ConnectOptions {
     pub http: HttpOptions,
     pub handshake_timeout: Duration,
     pub max_message_size: usize,
+    /// Whether message contents may appear in logs (off by default: they may be private).
+    pub log_message_content: bool,
 }
 
 /// A connection with a running transport and a completed handshake.

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! hublink: one SignalR client for Rust, Python, Kotlin, Swift and the browser.
 //!
 //! ```no_run

@@ -51,6 +51,7 @@ pub struct HubConnectionBuilder {
     retry_policy: Option<Arc<dyn RetryPolicy>>,
     retry_on_start: bool,
     stateful_reconnect_buffer: Option<usize>,
+    log_message_content: bool,
 }
 
 impl HubConnectionBuilder {
@@ -190,6 +191,14 @@ impl HubConnectionBuilder {
         self
     }
 
+    /// Lets trace-level logs show the contents of sent and received messages (the official
+    /// `logMessageContent`). Off by default: messages may hold private data. Tokens are never
+    /// logged.
+    pub fn with_message_content_logging(mut self, enabled: bool) -> Self {
+        self.log_message_content = enabled;
+        self
+    }
+
     /// Builds the connection (not started).
     pub fn build(self) -> Result<HubConnection> {
         let url = self
@@ -211,6 +220,7 @@ impl HubConnectionBuilder {
             http: self.http,
             handshake_timeout: self.handshake_timeout.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT),
             max_message_size: self.max_message_size.unwrap_or(DEFAULT_MAX_MESSAGE_SIZE),
+            log_message_content: self.log_message_content,
         };
         let millis =
             |d: Option<Duration>, default: u64| d.map_or(default, |d| d.as_millis() as u64);

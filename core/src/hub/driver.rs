@@ -93,6 +93,7 @@ pub(crate) struct Driver {
     replay: Option<ReplayBuffer>,
     reconnect: Option<ConnectRequest>,
     ack_due_at: Option<u64>,
+    log_message_content: bool,
 }
 
 impl Driver {
@@ -104,6 +105,7 @@ impl Driver {
         commands: mpsc::Receiver<Command>,
         invocations: mpsc::UnboundedSender<Invocation>,
         stateful: Option<StatefulLink>,
+        log_message_content: bool,
     ) -> Self {
         let (replay, reconnect) = match stateful {
             Some(s) => (Some(ReplayBuffer::new(s.buffer_size)), Some(s.reconnect)),
@@ -113,6 +115,7 @@ impl Driver {
             replay,
             reconnect,
             ack_due_at: None,
+            log_message_content,
             protocol,
             incoming: link.incoming,
             outgoing: Some(link.outgoing),
@@ -189,6 +192,7 @@ impl Driver {
             biased;
             event = self.incoming.recv() => match event {
                 Some(TransportEvent::Message(bytes)) => {
+                    self.trace_frame("received", &bytes);
                     self.keep_alive.on_received(runtime::now_ms());
                     self.decoder.push(&bytes);
                     self.drain_decoder()
@@ -200,6 +204,7 @@ impl Driver {
                 match permit {
                     Some(permit) => {
                         let queued = self.queue.pop_front().expect("queue not empty");
+                        self.trace_frame("sent", &queued.frame.data);
                         if let (Some(replay), true) = (self.replay.as_mut(), queued.sequenced) {
                             replay.record(queued.frame.data.clone());
                         }
@@ -219,6 +224,14 @@ impl Driver {
                 None => self.begin_stop(),
             },
             _ = sleep_for(wait) => self.on_timer(),
+        }
+    }
+
+    fn trace_frame(&self, direction: &str, data: &[u8]) {
+        if self.log_message_content {
+            trace!(direction, content = %String::from_utf8_lossy(data).escape_debug(), "frame");
+        } else {
+            trace!(direction, bytes = data.len(), "frame");
         }
     }
 

@@ -235,6 +235,7 @@ fn activate(shared: &Arc<Shared>, established: Established, span: &Span) -> Opti
         commands_rx,
         invocations_tx,
         stateful,
+        shared.options.log_message_content,
     );
     {
         let mut run = shared.run();

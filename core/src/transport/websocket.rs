@@ -9,7 +9,7 @@
 //!
 //! Close: a close frame with code 1000 reports `Closed(None)`; any other code, or the
 //! connection dropping without one, reports the official "WebSocket closed with status code:
-//! <code> (<reason>)." Stopping (dropping the link's sender) sends close 1000, reports
+//! `<code> (<reason>).`" Stopping (dropping the link's sender) sends close 1000, reports
 //! `Closed(None)` at once (like the official `stop()`), and lets the close handshake finish in
 //! the background.
 
