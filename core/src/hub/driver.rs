@@ -37,6 +37,14 @@ pub(crate) struct StatefulLink {
     pub buffer_size: usize,
 }
 
+/// How a driver runs its connection.
+pub(crate) struct DriverSettings {
+    pub protocol: HubProtocol,
+    pub keep_alive: KeepAlive,
+    pub stateful: Option<StatefulLink>,
+    pub log_message_content: bool,
+}
+
 /// A frame waiting for the transport, and whether stateful reconnect must keep it.
 struct Queued {
     frame: OutgoingFrame,
@@ -98,15 +106,18 @@ pub(crate) struct Driver {
 
 impl Driver {
     pub(crate) fn new(
-        protocol: HubProtocol,
         link: TransportLink,
         decoder: MessageDecoder,
-        keep_alive: KeepAlive,
         commands: mpsc::Receiver<Command>,
         invocations: mpsc::UnboundedSender<Invocation>,
-        stateful: Option<StatefulLink>,
-        log_message_content: bool,
+        settings: DriverSettings,
     ) -> Self {
+        let DriverSettings {
+            protocol,
+            keep_alive,
+            stateful,
+            log_message_content,
+        } = settings;
         let (replay, reconnect) = match stateful {
             Some(s) => (Some(ReplayBuffer::new(s.buffer_size)), Some(s.reconnect)),
             None => (None, None),

@@ -7,7 +7,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn, Instrument, Span};
 
 use super::arguments::Arguments;
-use super::driver::{Command, Driver, Ended, StatefulLink};
+use super::driver::{Command, Driver, DriverSettings, Ended, StatefulLink};
 use super::handlers::Handlers;
 use super::retry::{RetryContext, RetryPolicy};
 use crate::connect::{establish, ConnectOptions, Established};
@@ -228,14 +228,16 @@ fn activate(shared: &Arc<Shared>, established: Established, span: &Span) -> Opti
             .unwrap_or(crate::protocol::stateful_reconnect::DEFAULT_BUFFER_SIZE),
     });
     let driver = Driver::new(
-        shared.options.protocol,
         established.link,
         established.decoder,
-        keep_alive,
         commands_rx,
         invocations_tx,
-        stateful,
-        shared.options.log_message_content,
+        DriverSettings {
+            protocol: shared.options.protocol,
+            keep_alive,
+            stateful,
+            log_message_content: shared.options.log_message_content,
+        },
     );
     {
         let mut run = shared.run();
