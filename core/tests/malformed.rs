@@ -1707,6 +1707,17 @@ fn the_table_has_at_least_forty_hand_written_rows() {
         rows.len() - generated
     );
     assert!(generated > 100, "{generated} truncation rows");
+    let per_decoder = |d: fn(&Decoder) -> bool| rows.iter().filter(|r| d(&r.decoder)).count();
+    eprintln!(
+        "{} rows: {} written by hand, {generated} generated truncations; JSON {}, MessagePack {}, \
+         handshake {}, negotiate {}",
+        rows.len(),
+        rows.len() - generated,
+        per_decoder(|d| matches!(d, Decoder::Json)),
+        per_decoder(|d| matches!(d, Decoder::MessagePack)),
+        per_decoder(|d| matches!(d, Decoder::Handshake)),
+        per_decoder(|d| matches!(d, Decoder::Negotiate)),
+    );
 }
 
 #[test]

@@ -1,0 +1,8 @@
+//! Arbitrary bytes as Json hub protocol input: whole-buffer and incremental decoding agree,
+//! every payload converts (or fails) cleanly, every decoded message re-encodes.
+#![no_main]
+
+use hublink::protocol::HubProtocol;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| hublink_fuzz::hub_messages(HubProtocol::Json, data));
