@@ -9,10 +9,10 @@ use tracing::{debug, warn};
 use url::Url;
 
 use crate::error::{Error, Result};
-use crate::http::{HttpClient, HttpOptions};
+use crate::http::{describe_reqwest_error, HttpClient, HttpOptions};
 use crate::protocol::handshake::{
-    handshake_error_text, parse_handshake_response, HandshakeRequest, HANDSHAKE_VERSION,
-    STATEFUL_RECONNECT_HANDSHAKE_VERSION,
+    handshake_error_text, handshake_parse_failure_text, parse_handshake_response, HandshakeRequest,
+    HANDSHAKE_VERSION, STATEFUL_RECONNECT_HANDSHAKE_VERSION,
 };
 use crate::protocol::negotiate::{
     check_negotiate_status, negotiate_failure_text, parse_negotiate_response, NegotiateRedirects,
@@ -198,7 +198,9 @@ async fn negotiate(
             .timeout(http.timeout)
             .send()
             .await
-            .map_err(|e| negotiation_error(None, negotiate_failure_text(&e.to_string())))?;
+            .map_err(|e| {
+                negotiation_error(None, negotiate_failure_text(&describe_reqwest_error(e)))
+            })?;
         let status = response.status().as_u16();
         let body = read_limited(response, MAX_NEGOTIATE_RESPONSE)
             .await
@@ -284,7 +286,8 @@ async fn handshake(
                         continue;
                     }
                     if let Some((response, consumed)) =
-                        parse_handshake_response(&received, options.max_message_size)?
+                        parse_handshake_response(&received, options.max_message_size)
+                            .map_err(|e| Error::Handshake(handshake_parse_failure_text(&e)))?
                     {
                         if let Some(error) = response.error {
                             return Err(Error::Handshake(handshake_error_text(&error)));

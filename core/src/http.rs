@@ -124,3 +124,19 @@ impl HttpClient {
         headers
     }
 }
+
+/// A reqwest error in words, with its causes, without the URL (it may carry a token).
+pub(crate) fn describe_reqwest_error(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

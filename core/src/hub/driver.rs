@@ -334,11 +334,11 @@ impl Driver {
         if self.replay.is_some() && self.resume().await {
             return None;
         }
+        // A clean close (WebSocket 1000, a Long Polling 204) ends the connection without an
+        // error, as in the official clients; automatic reconnect still applies.
         Some(Ended {
             allow_reconnect: true,
-            error: Some(error.unwrap_or_else(|| {
-                Error::ConnectionClosed("The server closed the connection.".into())
-            })),
+            error,
         })
     }
 

@@ -7,7 +7,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn, Instrument, Span};
 
 use super::arguments::Arguments;
-use super::driver::{Command, Driver, DriverSettings, Ended, StatefulLink};
+use super::driver::{Command, Driver, DriverSettings, StatefulLink};
 use super::handlers::Handlers;
 use super::retry::{RetryContext, RetryPolicy};
 use crate::connect::{establish, ConnectOptions, Established};
@@ -143,7 +143,7 @@ pub(crate) async fn start(shared: &Arc<Shared>) -> Result<()> {
     let mut result = connect(shared).instrument(span.clone()).await;
     if result.is_err() && shared.behaviour.retry_on_start {
         if let (Err(error), Some(policy)) = (&result, shared.behaviour.retry_policy.clone()) {
-            result = retry(shared, policy.as_ref(), error.clone(), false)
+            result = retry(shared, policy.as_ref(), Some(error.clone()), false)
                 .instrument(span.clone())
                 .await
                 .map_err(|e| e.unwrap_or_else(stopped_error));
@@ -268,27 +268,22 @@ async fn supervise(shared: Arc<Shared>, mut driver: Driver) {
             run.transport = None;
         }
         let policy = shared.behaviour.retry_policy.clone();
-        let error = match (&ended, policy, shared.stopping()) {
-            (
-                Ended {
-                    error: Some(error),
-                    allow_reconnect: true,
-                },
-                Some(policy),
-                false,
-            ) => match retry(&shared, policy.as_ref(), error.clone(), true).await {
-                Ok(established) => match activate(&shared, established, &Span::current()) {
-                    Some(next) => {
-                        let id = shared.run().connection_id.clone();
-                        info!("reconnected");
-                        fire(&shared.events.reconnected, id);
-                        driver = next;
-                        continue;
-                    }
-                    None => None,
-                },
-                Err(error) => error,
-            },
+        let error = match policy {
+            Some(policy) if ended.allow_reconnect && !shared.stopping() => {
+                match retry(&shared, policy.as_ref(), ended.error, true).await {
+                    Ok(established) => match activate(&shared, established, &Span::current()) {
+                        Some(next) => {
+                            let id = shared.run().connection_id.clone();
+                            info!("reconnected");
+                            fire(&shared.events.reconnected, id);
+                            driver = next;
+                            continue;
+                        }
+                        None => None,
+                    },
+                    Err(error) => error,
+                }
+            }
             _ => ended.error,
         };
         finish(&shared, error, true);
@@ -301,12 +296,14 @@ async fn supervise(shared: Arc<Shared>, mut driver: Driver) {
 async fn retry(
     shared: &Arc<Shared>,
     policy: &dyn RetryPolicy,
-    reason: Error,
+    cause: Option<Error>,
     reconnecting: bool,
 ) -> std::result::Result<Established, Option<Error>> {
     let started = runtime::now_ms();
     let mut count = 0u64;
-    let mut reason = reason;
+    let mut reason = cause
+        .clone()
+        .unwrap_or_else(|| Error::ConnectionClosed("The server closed the connection.".into()));
     let next = |count: u64, reason: &Error| {
         policy.next_retry_delay(&RetryContext {
             previous_retry_count: count,
@@ -315,7 +312,7 @@ async fn retry(
         })
     };
     let Some(mut delay) = next(count, &reason) else {
-        return Err(Some(reason));
+        return Err(cause);
     };
     if reconnecting {
         {
@@ -326,7 +323,7 @@ async fn retry(
             run.state = HubConnectionState::Reconnecting;
         }
         warn!(error = %reason, "connection lost; reconnecting");
-        fire(&shared.events.reconnecting, Some(reason.clone()));
+        fire(&shared.events.reconnecting, cause);
     }
     loop {
         tokio::select! {

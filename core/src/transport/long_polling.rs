@@ -17,11 +17,10 @@ use reqwest::{Method, StatusCode};
 use tokio::sync::mpsc;
 use url::Url;
 
-use super::send_queue::{
-    describe_reqwest_error, http_status_error, run_send_queue, Flag, PostTarget, QueueEnd,
-};
+use super::send_queue::{http_status_error, run_send_queue, Flag, PostTarget, QueueEnd};
 use super::*;
 use crate::error::Error;
+use crate::http::describe_reqwest_error;
 
 /// The timeout of one poll (the official 100 000 ms, independent of the HTTP timeout).
 pub(crate) const POLL_TIMEOUT: Duration = Duration::from_secs(100);

@@ -11,6 +11,7 @@ use url::Url;
 
 use super::OutgoingFrame;
 use crate::error::{Error, Result};
+use crate::http::describe_reqwest_error;
 use crate::http::HttpClient;
 
 /// The official text for sends that were still waiting when the transport stopped.
@@ -57,22 +58,6 @@ pub(crate) fn http_status_error(status: StatusCode) -> String {
         status.canonical_reason().unwrap_or(""),
         status.as_u16()
     )
-}
-
-/// A reqwest error in words, with its causes, without the URL (it may carry a token).
-pub(crate) fn describe_reqwest_error(error: reqwest::Error) -> String {
-    let error = error.without_url();
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// Sends `builder`'s request with `headers` set over whatever the user's headers said (the

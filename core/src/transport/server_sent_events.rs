@@ -8,8 +8,8 @@
 //! that wait meanwhile are joined into the next POST.
 //!
 //! Stopping (dropping the link's sender) sends what was queued, then drops the GET and reports
-//! `Closed(None)`; the server ending the stream reports `Closed(None)` too, a broken stream
-//! `Closed(Some(..))`.
+//! `Closed(None)`; the server ending the stream, or a broken stream, reports `Closed(Some(..))`
+//! (an event stream has no clean end; the official client treats it as an error too).
 
 use bytes::Bytes;
 use eventsource_stream::Eventsource;
@@ -18,11 +18,10 @@ use reqwest::header::{ACCEPT, CACHE_CONTROL};
 use reqwest::{Method, StatusCode};
 use tokio::sync::mpsc;
 
-use super::send_queue::{
-    describe_reqwest_error, run_send_queue, send_with_headers, Flag, PostTarget, QueueEnd,
-};
+use super::send_queue::{run_send_queue, send_with_headers, Flag, PostTarget, QueueEnd};
 use super::*;
 use crate::error::Error;
+use crate::http::describe_reqwest_error;
 use crate::protocol::negotiate::with_access_token_query;
 
 /// The official error for a Binary connect.
@@ -160,7 +159,11 @@ async fn forward(
             }
         }
     }
-    None
+    // An event stream has no clean end: the official client's EventSource reports the
+    // server ending it as an error, and so does this transport.
+    Some(Error::Transport(
+        "The server ended the Server-Sent Events stream.".into(),
+    ))
 }
 
 #[cfg(test)]
@@ -362,7 +365,11 @@ mod tests {
             peer.invoke("GetContentTypeHeader", json!([])).await,
             json!("text/plain;charset=UTF-8")
         );
-        // CloseMe: a Close message, then the stream ends: a clean close.
+        // CloseMe: a Close message, then the stream ends. An event stream has no clean end,
+        // so the transport reports it as an error; the hub layer already ended on the Close.
+        let ended = Some(Error::Transport(
+            "The server ended the Server-Sent Events stream.".into(),
+        ));
         let (_, frame) = peer.invocation("CloseMe", json!([null, false]));
         peer.send(frame).await.unwrap();
         loop {
@@ -370,16 +377,16 @@ mod tests {
                 break;
             }
         }
-        assert_eq!(peer.closed().await, None);
+        assert_eq!(peer.closed().await, ended);
 
-        // The stream dropped without a Close message is a clean end too (the official client
-        // says nothing either); the hub layer notices the missing Close.
+        // The stream dropped without a Close message: the same error, which the hub layer
+        // treats as a lost connection.
         let hub = format!("{}/testhub?faults=drop_after_messages:2", server.base_url());
         let mut peer = test_server_peer(&hub).await;
         let (id, frame) = peer.invocation("Echo", json!(["last"]));
         peer.send(frame).await.unwrap();
         assert_eq!(peer.completion(&id).await["result"], json!("last"));
-        assert_eq!(peer.closed().await, None);
+        assert_eq!(peer.closed().await, ended);
         // Later sends fail with the official text, or are refused at once.
         let (_, frame) = peer.invocation("Echo", json!(["late"]));
         let (written, done) = tokio::sync::oneshot::channel();
