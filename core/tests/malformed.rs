@@ -1037,16 +1037,6 @@ fn table() -> Vec<Row> {
         Text(INVOCATION),
     );
     t.mp(
-        "map32 argument claiming 4 G",
-        "95 01 80 c0 a1 61 91 df ff ff ff ff 00",
-        Text(INVOCATION),
-    );
-    t.mp(
-        "ext32 argument claiming 4 G",
-        "95 01 80 c0 a1 61 91 c9 ff ff ff ff 01 00",
-        Text(INVOCATION),
-    );
-    t.mp(
         "bin32 item claiming 4 G",
         "94 02 80 a1 31 c6 ff ff ff ff",
         Text(STREAM_ITEM),
@@ -1420,6 +1410,39 @@ fn bug_rows() -> Vec<Row> {
     t.0
 }
 
+/// Lengths whose arithmetic overflows a 32-bit `usize` (wasm32, i686): `2 × entries` of a
+/// map32 header and `length + 1` of an ext32 header, in `Reader::skip_value`/`skip_scalar`.
+/// On 64-bit targets they are ordinary rows.
+fn length_overflow_rows() -> Vec<Row> {
+    let mut t = Table(Vec::new());
+    t.mp(
+        "map32 argument claiming 4 G",
+        "95 01 80 c0 a1 61 91 df ff ff ff ff 00",
+        Expect::Text(INVOCATION),
+    );
+    t.mp(
+        "ext32 argument claiming 4 G",
+        "95 01 80 c0 a1 61 91 c9 ff ff ff ff 01 00",
+        Expect::Text(INVOCATION),
+    );
+    t.mp(
+        "map32 item claiming 2^31 entries",
+        "94 02 80 a1 31 df 80 00 00 00",
+        Expect::Text(STREAM_ITEM),
+    );
+    t.mp(
+        "map32 argument claiming 2^31 entries",
+        "95 01 80 c0 a1 61 91 df 80 00 00 00",
+        Expect::Text(INVOCATION),
+    );
+    t.mp(
+        "ext32 item claiming 2^32 - 1 bytes",
+        "94 02 80 a1 31 c9 ff ff ff ff 01",
+        Expect::Text(STREAM_ITEM),
+    );
+    t.0
+}
+
 // ---------------------------------------------------------------------------------------------
 // Running a row.
 
@@ -1496,7 +1519,8 @@ fn decode_bytewise(row: &Row) -> Option<Outcome> {
         Decoder::Handshake => {
             let first_separator = row.input.iter().position(|&b| b == 0x1e);
             let end = first_separator.unwrap_or(row.input.len());
-            for cut in 0..end {
+            // Every prefix of short inputs; 512 evenly spaced ones of long inputs.
+            for cut in (0..end).step_by((end / 512).max(1)) {
                 match parse_handshake_response(&row.input[..cut], row.max) {
                     Ok(None) => {}
                     Err(e @ ProtocolError::MessageTooLarge { .. }) => {
@@ -1650,7 +1674,7 @@ fn run_row(row: &Row) -> Result<(), String> {
                 .unwrap_or("<non-string panic>")
         )),
         Ok(Err(e)) => Err(e),
-        Ok(Ok(())) if elapsed > Duration::from_secs(10) => Err(format!("took {elapsed:?}")),
+        Ok(Ok(())) if elapsed > Duration::from_secs(60) => Err(format!("took {elapsed:?}")),
         Ok(Ok(())) => Ok(()),
     }
 }
@@ -1785,6 +1809,18 @@ fn absurd_claims_allocate_nothing_of_the_claimed_size() {
             text must be UTF-8 and the same bytes anywhere else are refused"]
 fn bug_invalid_utf8_in_an_ignored_json_property_is_accepted() {
     assert_all_pass(&bug_rows());
+}
+
+#[test]
+#[cfg_attr(
+    target_pointer_width = "32",
+    ignore = "bug: on 32-bit targets msgpack.rs skip_value computes `2 * map_len as usize` and \
+              skip_scalar `len as usize + 1` for ext32 without overflow checks: debug builds \
+              panic (attempt to multiply/add with overflow), release builds wrap (a map32 of 2^31 \
+              entries is skipped as an empty map, an ext32 of 2^32 - 1 bytes as 0 bytes)"
+)]
+fn length_arithmetic_does_not_overflow() {
+    assert_all_pass(&length_overflow_rows());
 }
 
 #[test]
