@@ -36,7 +36,10 @@ from ._errors import (
     ProtocolError,
     TransportError,
 )
-from ._native import Extension, __version__
+from ._native import Extension, __version__, sync_log_level
+
+sync_log_level()
+del sync_log_level
 
 __all__ = [
     "HubConnectionBuilder",

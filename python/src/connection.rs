@@ -1,16 +1,14 @@
 //! The native `HubConnection`: the core's connection with Python values and asyncio futures.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::Context;
 use std::time::Duration;
 
-use futures_util::stream::{FuturesUnordered, StreamExt};
 use hublink::{Argument, Arguments, Error, HandlerId, Payload, TransportKind, UploadStream, Value};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
-use tokio::sync::mpsc;
 
 use crate::bridge::{call_python, pull_python, Answer, Bridge, BridgeInner, Reply};
 use crate::convert::{to_py, to_py_tuple, to_value};
@@ -19,37 +17,23 @@ use crate::serde_value::OwnedSerValue;
 use crate::stream::StreamReader;
 use crate::RUNTIME;
 
-type Op = Pin<Box<dyn Future<Output = ()> + Send>>;
-
-/// Runs a connection's operations (invoke, send, stream starts…) on the runtime, first polled
-/// in the order Python issued them, so that their messages leave in that order.
-pub(crate) struct OrderedOps {
-    tx: mpsc::UnboundedSender<Op>,
-}
-
-impl OrderedOps {
-    fn new() -> Self {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Op>();
-        RUNTIME.spawn(async move {
-            let mut pending = FuturesUnordered::new();
-            loop {
-                tokio::select! {
-                    biased;
-                    op = rx.recv() => match op {
-                        // FuturesUnordered polls new futures in the order they were pushed.
-                        Some(op) => pending.push(op),
-                        None => break,
-                    },
-                    Some(()) = pending.next(), if !pending.is_empty() => {}
-                }
-            }
-            while pending.next().await.is_some() {}
-        });
-        OrderedOps { tx }
-    }
-
-    pub(crate) fn run(&self, op: impl Future<Output = ()> + Send + 'static) {
-        let _ = self.tx.send(Box::pin(op));
+/// Runs `op` on the runtime, first polling it once on the calling thread.
+///
+/// That first poll takes each call up to its hand-over to the connection (an invocation is
+/// queued for the transport before Python continues), so calls reach the server in the
+/// order Python made them, with no thread hop before the driver sees them. The rest (the
+/// wait for the answer) continues as a task.
+pub(crate) fn run_now(op: impl Future<Output = ()> + Send + 'static) {
+    let _runtime = RUNTIME.enter();
+    let mut op = Box::pin(op);
+    let waker = futures_util::task::noop_waker();
+    if op
+        .as_mut()
+        .poll(&mut Context::from_waker(&waker))
+        .is_pending()
+    {
+        // The task polls it again at once, registering its real waker.
+        RUNTIME.spawn(op);
     }
 }
 
@@ -86,7 +70,6 @@ async fn call_on_loop(bridge: &BridgeInner, callable: Arc<Py<PyAny>>, args: Vec<
 pub struct HubConnection {
     core: hublink::HubConnection,
     shared: Arc<Shared>,
-    ops: OrderedOps,
 }
 
 fn seconds(value: Option<f64>, name: &str) -> PyResult<Option<Duration>> {
@@ -149,7 +132,7 @@ impl HubConnection {
         T: Send + 'static,
         T: IntoValue,
     {
-        self.ops.run(async move {
+        run_now(async move {
             let outcome = op.await.and_then(IntoValue::into_value);
             bridge.resolve(future, move |py| match outcome {
                 Ok(value) => to_py(py, value),
@@ -317,11 +300,7 @@ impl HubConnection {
         core.on_reconnected(move |id| {
             fire(&events, |s| &s.reconnected_callbacks, id.map(Event::Text));
         });
-        Ok(HubConnection {
-            core,
-            shared,
-            ops: OrderedOps::new(),
-        })
+        Ok(HubConnection { core, shared })
     }
 
     /// "Disconnected", "Connecting", "Connected", "Disconnecting" or "Reconnecting".
@@ -404,12 +383,7 @@ impl HubConnection {
     ) -> PyResult<StreamReader> {
         let bridge = bridge.get().inner();
         let arguments = self.arguments(&bridge, args)?;
-        Ok(StreamReader::new(
-            self.core.clone(),
-            self.ops_handle(),
-            method,
-            arguments,
-        ))
+        Ok(StreamReader::new(self.core.clone(), method, arguments))
     }
 
     /// Registers `handler` for `method`. With `result`, what it returns (or raises) answers
@@ -505,22 +479,6 @@ impl HubConnection {
 
     fn __repr__(&self) -> String {
         format!("{:?}", self.core)
-    }
-}
-
-impl HubConnection {
-    fn ops_handle(&self) -> OrderedOpsHandle {
-        OrderedOpsHandle(self.ops.tx.clone())
-    }
-}
-
-/// A handle streams use to run their start in order with the connection's other calls.
-#[derive(Clone)]
-pub(crate) struct OrderedOpsHandle(mpsc::UnboundedSender<Op>);
-
-impl OrderedOpsHandle {
-    pub(crate) fn run(&self, op: impl Future<Output = ()> + Send + 'static) {
-        let _ = self.0.send(Box::pin(op));
     }
 }
 

@@ -10,17 +10,12 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use crate::bridge::{set_future, Bridge, BridgeInner};
-use crate::connection::OrderedOpsHandle;
+use crate::connection::run_now;
 use crate::convert::to_py;
 use crate::errors::to_py_err;
 use crate::serde_value::DeValue;
 
-type Start = (
-    hublink::HubConnection,
-    OrderedOpsHandle,
-    String,
-    Vec<Argument>,
-);
+type Start = (hublink::HubConnection, String, Vec<Argument>);
 
 #[derive(Default)]
 struct State {
@@ -52,24 +47,23 @@ pub struct StreamReader {
 impl StreamReader {
     pub(crate) fn new(
         core: hublink::HubConnection,
-        ops: OrderedOpsHandle,
         method: String,
         arguments: Vec<Argument>,
     ) -> Self {
         StreamReader {
             state: Arc::new(Mutex::new(State {
-                start: Some((core, ops, method, arguments)),
+                start: Some((core, method, arguments)),
                 ..State::default()
             })),
             abort: Mutex::new(None),
         }
     }
 
-    fn launch(&self, (core, ops, method, arguments): Start) {
+    fn launch(&self, (core, method, arguments): Start) {
         let (handle, registration) = AbortHandle::new_pair();
         *self.abort.lock().expect("abort") = Some(handle);
         let state = self.state.clone();
-        ops.run(async move {
+        run_now(async move {
             let pump = async {
                 let mut stream = core.stream::<DeValue>(&method, arguments).await?;
                 while let Some(item) = stream.next().await {

@@ -6,6 +6,7 @@ Scenario names: tests/scenarios/scenarios.txt ({t}.{p} = each combination of COM
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 from typing import Any, AsyncIterator, List, Optional, Tuple
 
@@ -317,7 +318,8 @@ async def test_automatic_reconnect(server: str) -> None:
 
         async with conn:
             first = conn.connection_id
-            await conn.send("CloseMe", "bye", True)
+            with contextlib.suppress(hublink.HubLinkError):
+                await conn.send("CloseMe", "bye", True)
             error = await asyncio.wait_for(reconnecting, 10)
             assert isinstance(error, hublink.HubLinkError) and "bye" in str(error)
             new_id = await asyncio.wait_for(reconnected, 10)
@@ -343,9 +345,50 @@ async def test_close_without_reconnect(server: str, combo: Combo) -> None:
 
     pending = asyncio.ensure_future(read_forever())
     await asyncio.sleep(0.1)
-    await conn.send("CloseMe", "closing", False)
+    # The server may close before the send is acknowledged (Long Polling's POST).
+    with contextlib.suppress(hublink.HubLinkError):
+        await conn.send("CloseMe", "closing", False)
     error = await asyncio.wait_for(closed, 10)
     assert isinstance(error, hublink.HubLinkError) and "closing" in str(error)
     with pytest.raises(hublink.HubLinkError):
         await asyncio.wait_for(pending, 10)
     assert conn.state is HubConnectionState.DISCONNECTED
+
+
+async def test_retry_policy_that_gives_up(server: str) -> None:
+    # scenario: any.any.reconnect.no-policy
+    contexts: List[hublink.RetryContext] = []
+
+    def give_up(context: hublink.RetryContext) -> Optional[float]:
+        contexts.append(context)
+        return None
+
+    conn = builder(server, "ws", "json").with_automatic_reconnect(give_up).build()
+    reconnecting: List[Optional[BaseException]] = []
+    conn.on_reconnecting(reconnecting.append)
+    closed: "asyncio.Future[Optional[BaseException]]" = asyncio.get_running_loop().create_future()
+    conn.on_close(closed.set_result)
+    await conn.start()
+    with contextlib.suppress(hublink.HubLinkError):
+        await conn.send("CloseMe", "gone", True)
+    error = await asyncio.wait_for(closed, 10)
+    assert isinstance(error, hublink.HubLinkError) and "gone" in str(error)
+    assert reconnecting == []
+    assert len(contexts) == 1 and contexts[0].previous_retry_count == 0
+    assert "gone" in str(contexts[0].retry_reason)
+
+
+async def test_stateful_reconnect_is_invisible(server: str) -> None:
+    # scenario: ws.json.stateful.server-drop, ws.msgpack.stateful.server-drop
+    for protocol in ("json", "msgpack"):
+        conn = builder(server, "ws", protocol).with_stateful_reconnect().with_automatic_reconnect().build()
+        events: List[str] = []
+        conn.on_reconnecting(lambda error: events.append("reconnecting"))
+        conn.on_close(lambda error: events.append("closed"))
+        async with conn:
+            first = conn.connection_id
+            with contextlib.suppress(hublink.HubLinkError):
+                await conn.invoke("Abort")
+            assert await asyncio.wait_for(conn.invoke("Echo", "still here"), 20) == "still here"
+            assert conn.connection_id == first
+            assert events == []
