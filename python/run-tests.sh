@@ -37,3 +37,6 @@ step "typing: stubtest and mypy --strict"
 (cd "$here/tests" && "$venv/bin/python" -m mypy.stubtest hublink._native)
 (cd "$here/tests" && "$venv/bin/python" -m mypy --strict --no-incremental -p hublink)
 (cd "$here" && "$venv/bin/python" -m mypy --strict --no-incremental "$root/examples/python/chat.py")
+
+step "ruff"
+"$venv/bin/ruff" check "$here/hublink" "$here/tests" "$root/examples/python"

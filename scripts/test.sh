@@ -38,6 +38,9 @@ tests/js-reference/run-testserver-suite.sh
 step "the official client against the third-party Go server"
 tests/go-server/run-smoke.sh
 
+step "the Python package: wheel, pytest against the test server, stubs, mypy, ruff"
+python/run-tests.sh
+
 step "scenario coverage (tests/scenarios)"
 scripts/scenarios.sh
 

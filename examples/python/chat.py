@@ -13,8 +13,8 @@ import argparse
 import asyncio
 import logging
 import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator, List, Optional
 
 from hublink import HubConnection, HubConnectionBuilder, HubError
 
@@ -36,7 +36,7 @@ async def join(url: str, name: str, messagepack: bool) -> HubConnection:
         return f"{name} is happy"
 
     @conn.on_close
-    def on_close(error: Optional[BaseException]) -> None:
+    def on_close(error: BaseException | None) -> None:
         print(f"  {name} disconnected{f': {error}' if error else ''}")
 
     await conn.start()
@@ -61,7 +61,7 @@ async def chat(url: str) -> None:
         await alice.send("Broadcast", "alice: hello everyone")
         await asyncio.sleep(0.3)
 
-        squares: List[int] = []
+        squares: list[int] = []
         async for n in bob.stream("StreamCount", 5):
             squares.append(n * n)
         print(f"bob streamed squares {squares}")

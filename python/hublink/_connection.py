@@ -35,7 +35,6 @@ from typing import (
 
 from . import _bridge, _native
 
-
 __all__ = [
     "HubConnectionBuilder",
     "HubConnection",

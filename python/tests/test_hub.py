@@ -11,11 +11,10 @@ import datetime
 from typing import Any, AsyncIterator, List, Optional, Tuple
 
 import pytest
+from conftest import NAMES, builder, http_get
 
 import hublink
 from hublink import HubConnectionState
-
-from conftest import NAMES, builder, http_get
 
 Combo = Tuple[str, str]
 UTC = datetime.timezone.utc
@@ -313,7 +312,9 @@ async def test_automatic_reconnect(server: str) -> None:
         conn.on_reconnecting(reconnecting.set_result)
 
         @conn.on_reconnected
-        async def on_reconnected(connection_id: Optional[str]) -> None:
+        async def on_reconnected(
+            connection_id: Optional[str], reconnected: "asyncio.Future[Optional[str]]" = reconnected
+        ) -> None:
             reconnected.set_result(connection_id)
 
         async with conn:
@@ -383,8 +384,8 @@ async def test_stateful_reconnect_is_invisible(server: str) -> None:
     for protocol in ("json", "msgpack"):
         conn = builder(server, "ws", protocol).with_stateful_reconnect().with_automatic_reconnect().build()
         events: List[str] = []
-        conn.on_reconnecting(lambda error: events.append("reconnecting"))
-        conn.on_close(lambda error: events.append("closed"))
+        conn.on_reconnecting(lambda error, events=events: events.append("reconnecting"))
+        conn.on_close(lambda error, events=events: events.append("closed"))
         async with conn:
             first = conn.connection_id
             with contextlib.suppress(hublink.HubLinkError):
