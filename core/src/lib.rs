@@ -32,7 +32,7 @@ pub use hub::arguments::{
 };
 pub use hub::builder::{HubConnectionBuilder, DEFAULT_HANDSHAKE_TIMEOUT};
 pub use hub::connection::HubConnection;
-pub use hub::handlers::{HandlerId, HandlerOutput};
+pub use hub::handlers::{HandlerId, HandlerOutcome, HandlerOutput};
 pub use hub::lifecycle::HubConnectionState;
 pub use hub::retry::{DefaultRetryPolicy, RetryContext, RetryPolicy};
 pub use hub::stream::HubStream;

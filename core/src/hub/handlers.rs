@@ -56,6 +56,24 @@ impl<T: Serialize, E: fmt::Display> HandlerOutput for Result<T, E> {
     }
 }
 
+/// `Some(value)` answers with a client result; `None` answers nothing (for handlers that
+/// decide at run time, like the bindings' dynamic ones).
+impl<T: Serialize> HandlerOutput for Option<T> {
+    fn into_outcome(self, protocol: HubProtocol) -> HandlerOutcome {
+        match self {
+            Some(value) => Ok::<T, std::convert::Infallible>(value).into_outcome(protocol),
+            None => HandlerOutcome::NoResult,
+        }
+    }
+}
+
+/// A handler may also decide the outcome itself.
+impl HandlerOutput for HandlerOutcome {
+    fn into_outcome(self, _: HubProtocol) -> HandlerOutcome {
+        self
+    }
+}
+
 /// Identifies one registered handler, to remove just that one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct HandlerId(u64);
@@ -272,6 +290,12 @@ mod tests {
         h.add("Method", fail());
         h.add("Method", ok(3));
         assert_eq!(text(run(&h, true)), "result 3");
+
+        let h = Handlers::default();
+        h.add("Method", erase(|(): ()| async { None::<i32> }));
+        assert_eq!(text(run(&h, true)), format!("error {NO_RESULT}"));
+        h.add("Method", erase(|(): ()| async { Some(5) }));
+        assert_eq!(text(run(&h, true)), "result 5");
 
         let h = Handlers::default();
         let id = h.add("Method", none());

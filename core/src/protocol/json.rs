@@ -2,11 +2,9 @@
 
 use std::fmt;
 
-use base64::Engine as _;
 use bytes::Bytes;
-use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::ser::{Error as _, SerializeMap, SerializeSeq, Serializer};
-use serde::{Deserialize, Serialize};
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::error::ProtocolError;
@@ -149,118 +147,12 @@ pub fn write_payload(out: &mut Vec<u8>, payload: &Payload) -> Result<(), Protoco
 
 /// Writes a [`Value`] as JSON: bytes as base64 and timestamps as ISO-8601 text, as .NET does.
 pub fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<(), ProtocolError> {
-    serde_json::to_writer(&mut *out, &JsonValue(value))
-        .map_err(|e| ProtocolError::Encode(e.to_string()))
+    serde_json::to_writer(&mut *out, value).map_err(|e| ProtocolError::Encode(e.to_string()))
 }
 
 /// Reads the JSON text of one value into a [`Value`], keeping the order of object keys.
 pub fn read_value(text: &[u8]) -> Result<Value, ProtocolError> {
-    let ValueFromJson(v) =
-        serde_json::from_slice(text).map_err(|e| ProtocolError::Payload(e.to_string()))?;
-    Ok(v)
-}
-
-struct JsonValue<'a>(&'a Value);
-
-impl Serialize for JsonValue<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            Value::Null => s.serialize_unit(),
-            Value::Bool(b) => s.serialize_bool(*b),
-            Value::Int(n) => s.serialize_i64(*n),
-            Value::UInt(n) => s.serialize_u64(*n),
-            Value::F32(f) if f.is_finite() => s.serialize_f32(*f),
-            Value::F64(f) if f.is_finite() => s.serialize_f64(*f),
-            Value::F32(_) | Value::F64(_) => Err(S::Error::custom(
-                "JSON cannot carry NaN or infinite numbers",
-            )),
-            Value::String(text) => s.serialize_str(text),
-            Value::Binary(bytes) => {
-                s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
-            }
-            Value::Timestamp(t) => s.serialize_str(&t.to_rfc3339()),
-            Value::Array(items) => {
-                let mut seq = s.serialize_seq(Some(items.len()))?;
-                for item in items {
-                    seq.serialize_element(&JsonValue(item))?;
-                }
-                seq.end()
-            }
-            Value::Map(entries) => {
-                let mut map = s.serialize_map(Some(entries.len()))?;
-                for (k, v) in entries {
-                    match k {
-                        Value::String(key) => map.serialize_entry(key, &JsonValue(v))?,
-                        other => {
-                            return Err(S::Error::custom(format!(
-                                "JSON object keys must be strings, not {other:?}"
-                            )))
-                        }
-                    }
-                }
-                map.end()
-            }
-            Value::Extension(kind, _) => Err(S::Error::custom(format!(
-                "JSON cannot carry the MessagePack extension type {kind}"
-            ))),
-        }
-    }
-}
-
-struct ValueFromJson(Value);
-
-impl<'de> Deserialize<'de> for ValueFromJson {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ValueVisitor).map(ValueFromJson)
-    }
-}
-
-struct ValueVisitor;
-
-impl<'de> Visitor<'de> for ValueVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::Int(v))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from_u64(v))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(Value::F64(v))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(ValueFromJson(v)) = seq.next_element()? {
-            items.push(v);
-        }
-        Ok(Value::Array(items))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut entries = Vec::new();
-        while let Some((k, ValueFromJson(v))) = map.next_entry::<String, ValueFromJson>()? {
-            entries.push((Value::String(k), v));
-        }
-        Ok(Value::Map(entries))
-    }
+    serde_json::from_slice(text).map_err(|e| ProtocolError::Payload(e.to_string()))
 }
 
 /// The fields of any JSON hub message, borrowed from the received text.
