@@ -3,7 +3,8 @@
 # non-zero on the first crash, leak, timeout or out-of-memory. Longer runs: fuzz/README.md.
 #
 # cargo-fuzz needs a nightly compiler (sanitizer flags). The script uses the installed nightly
-# toolchain, else tries to install one, else runs the stable compiler with RUSTC_BOOTSTRAP=1.
+# toolchain, else tries to install one, else runs the default (stable) compiler with
+# RUSTC_BOOTSTRAP=1; FUZZ_TOOLCHAIN=stable forces the last.
 # cargo-fuzz itself is installed when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +16,10 @@ if [ "$#" -gt 0 ]; then
 fi
 
 toolchain=()
-if rustup run nightly rustc --version >/dev/null 2>&1; then
+if [ "${FUZZ_TOOLCHAIN:-}" = stable ]; then
+  echo "fuzz-smoke: FUZZ_TOOLCHAIN=stable: using stable with RUSTC_BOOTSTRAP=1"
+  export RUSTC_BOOTSTRAP=1
+elif rustup run nightly rustc --version >/dev/null 2>&1; then
   toolchain=(+nightly)
 elif rustup toolchain install nightly --profile minimal >/dev/null 2>&1 &&
   rustup run nightly rustc --version >/dev/null 2>&1; then
