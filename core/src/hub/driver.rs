@@ -17,7 +17,9 @@ use crate::protocol::{
     CancelInvocation, Close, HubMessage, HubProtocol, Invocation, MessageDecoder, Payload,
 };
 use crate::runtime;
-use crate::transport::{self, ConnectRequest, OutgoingFrame, TransportEvent, TransportLink};
+use crate::transport::{
+    self, BoxFuture, ConnectRequest, OutgoingFrame, TransportEvent, TransportLink,
+};
 
 /// How many frames the driver queues before it stops taking caller commands (backpressure).
 const QUEUE_LIMIT: usize = 256;
@@ -102,6 +104,7 @@ pub(crate) struct Driver {
     reconnect: Option<ConnectRequest>,
     ack_due_at: Option<u64>,
     log_message_content: bool,
+    timer: Option<(u64, BoxFuture<'static, ()>)>,
 }
 
 impl Driver {
@@ -127,6 +130,7 @@ impl Driver {
             reconnect,
             ack_due_at: None,
             log_message_content,
+            timer: None,
             protocol,
             incoming: link.incoming,
             outgoing: Some(link.outgoing),
@@ -194,22 +198,53 @@ impl Driver {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let wait = deadline.map(|d| d.saturating_sub(now));
+        // One timer, re-armed only when an earlier deadline appears: deadlines mostly move
+        // later (every send pushes the next ping back), so a timer that fires early just
+        // finds nothing due and is armed again.
+        if let Some(deadline) = deadline {
+            if self.timer.as_ref().is_none_or(|(at, _)| deadline < *at) {
+                let wait = Duration::from_millis(deadline.saturating_sub(now));
+                self.timer = Some((deadline, Box::pin(runtime::sleep(wait))));
+            }
+        }
         let can_take_commands = self.queue.len() < QUEUE_LIMIT
             && self.stopping.is_none()
             && !self.replay.as_ref().is_some_and(ReplayBuffer::is_full);
         let sender = self.outgoing.clone();
         tokio::select! {
             biased;
-            event = self.incoming.recv() => match event {
-                Some(TransportEvent::Message(bytes)) => {
-                    self.trace_frame("received", &bytes);
-                    self.keep_alive.on_received(runtime::now_ms());
-                    self.decoder.push(&bytes);
-                    self.drain_decoder()
+            event = self.incoming.recv() => {
+                // Everything that already arrived (up to a bound) costs one trip through the
+                // select loop.
+                let mut event = event;
+                let mut taken = 1;
+                loop {
+                    match event {
+                        Some(TransportEvent::Message(bytes)) => {
+                            self.trace_frame("received", &bytes);
+                            self.decoder.push(&bytes);
+                            if let Some(ended) = self.drain_decoder() {
+                                return Some(ended);
+                            }
+                        }
+                        Some(TransportEvent::Closed(error)) => {
+                            return self.transport_closed(error).await
+                        }
+                        None => return self.transport_closed(None).await,
+                    }
+                    if taken == 64 {
+                        break;
+                    }
+                    match self.incoming.try_recv() {
+                        Ok(next) => {
+                            event = Some(next);
+                            taken += 1;
+                        }
+                        Err(_) => break,
+                    }
                 }
-                Some(TransportEvent::Closed(error)) => self.transport_closed(error).await,
-                None => self.transport_closed(None).await,
+                self.keep_alive.on_received(runtime::now_ms());
+                None
             },
             permit = reserve(&sender), if !self.queue.is_empty() => {
                 match permit {
@@ -220,6 +255,7 @@ impl Driver {
                             replay.record(queued.frame.data.clone());
                         }
                         permit.send(queued.frame);
+                        self.send_more_without_waiting();
                         self.keep_alive.on_sent(runtime::now_ms());
                         self.after_write()
                     }
@@ -231,11 +267,54 @@ impl Driver {
                 }
             },
             command = self.commands.recv(), if can_take_commands => match command {
-                Some(command) => self.on_command(command),
+                Some(command) => self.on_command(command).or_else(|| self.take_more_commands()),
                 None => self.begin_stop(),
             },
-            _ = sleep_for(wait) => self.on_timer(),
+            _ = wait_timer(&mut self.timer) => {
+                self.timer = None;
+                self.on_timer()
+            }
         }
+    }
+
+    /// Hands the transport every queued frame it can take now, without a trip through the
+    /// select loop per frame.
+    fn send_more_without_waiting(&mut self) {
+        let Some(sender) = self.outgoing.as_ref() else {
+            return;
+        };
+        while !self.queue.is_empty() {
+            let Ok(permit) = sender.try_reserve() else {
+                return;
+            };
+            let queued = self.queue.pop_front().expect("queue not empty");
+            if self.log_message_content {
+                trace!(direction = "sent", content = %String::from_utf8_lossy(&queued.frame.data).escape_debug(), "frame");
+            }
+            if let (Some(replay), true) = (self.replay.as_mut(), queued.sequenced) {
+                replay.record(queued.frame.data.clone());
+            }
+            permit.send(queued.frame);
+        }
+    }
+
+    /// Takes the commands already waiting, up to a bound, so a burst of calls costs one trip
+    /// through the select loop.
+    fn take_more_commands(&mut self) -> Option<Ended> {
+        for _ in 0..64 {
+            if self.queue.len() >= QUEUE_LIMIT
+                || self.replay.as_ref().is_some_and(ReplayBuffer::is_full)
+            {
+                break;
+            }
+            let Ok(command) = self.commands.try_recv() else {
+                break;
+            };
+            if let Some(ended) = self.on_command(command) {
+                return Some(ended);
+            }
+        }
+        None
     }
 
     fn trace_frame(&self, direction: &str, data: &[u8]) {
@@ -506,9 +585,9 @@ async fn reserve(
     }
 }
 
-async fn sleep_for(wait: Option<u64>) {
-    match wait {
-        Some(ms) => runtime::sleep(Duration::from_millis(ms)).await,
+async fn wait_timer(timer: &mut Option<(u64, BoxFuture<'static, ()>)>) {
+    match timer {
+        Some((_, sleep)) => sleep.await,
         None => std::future::pending().await,
     }
 }

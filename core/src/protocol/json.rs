@@ -239,7 +239,11 @@ pub fn parse_record(record: &Bytes) -> Result<Option<HubMessage>, ProtocolError>
     if record.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ProtocolError::invalid("Invalid payload."));
     }
-    let wire: WireMessage = serde_json::from_slice(record).map_err(|e| {
+    // serde_json skips unknown string properties without checking their UTF-8: check the
+    // whole record first (parsing from the checked text keeps the payload slices in place).
+    let text = std::str::from_utf8(record)
+        .map_err(|_| ProtocolError::invalid("Invalid payload: the message is not valid UTF-8."))?;
+    let wire: WireMessage = serde_json::from_str(text).map_err(|e| {
         ProtocolError::invalid(if e.is_data() {
             "Invalid payload.".to_owned()
         } else {

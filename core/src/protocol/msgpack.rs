@@ -626,7 +626,9 @@ impl<'a> Reader<'a> {
                     self.array_len_of(m).ok_or_else(truncated)? as usize
                 }
                 Marker::FixMap(_) | Marker::Map16 | Marker::Map32 => {
-                    2 * self.map_len_of(m).ok_or_else(truncated)? as usize
+                    (self.map_len_of(m).ok_or_else(truncated)? as usize)
+                        .checked_mul(2)
+                        .ok_or_else(truncated)?
                 }
                 _ => {
                     self.skip_scalar(m)?;
@@ -667,7 +669,9 @@ impl<'a> Reader<'a> {
             Marker::FixExt16 => 17,
             Marker::Ext8 => self.be(1)? as usize + 1,
             Marker::Ext16 => self.be(2)? as usize + 1,
-            Marker::Ext32 => self.be(4)? as usize + 1,
+            Marker::Ext32 => (self.be(4)? as usize)
+                .checked_add(1)
+                .ok_or_else(truncated)?,
             Marker::Reserved => {
                 return Err(ProtocolError::invalid("the byte 0xc1 is not MessagePack"))
             }
