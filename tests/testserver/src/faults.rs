@@ -37,12 +37,71 @@ pub struct Faults {
     /// `bad_sequence:N`: stateful reconnect: on a resumed WebSocket, send Sequence N instead of
     /// the right one (then replay as usual).
     pub bad_sequence: Option<u64>,
+    /// `drop_randomly:MEAN` (+ `drop_seed:S`, default 1): drop the transport (as `Abort()`
+    /// does) again and again for the life of the connection, each time after a pseudo-random
+    /// number of sent transport messages between 1 and 2×MEAN, drawn from the seed. The
+    /// Sequence of a resume and the replay of messages sent before are not counted.
+    pub drop_randomly: Option<RandomDrops>,
+}
+
+/// The parameters of `drop_randomly`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RandomDrops {
+    /// The mean number of transport messages between two drops (at least 1).
+    pub mean: u64,
+    /// The seed of the gaps (`drop_seed`, default 1).
+    pub seed: u64,
+}
+
+impl RandomDrops {
+    /// The default `drop_seed`.
+    pub const DEFAULT_SEED: u64 = 1;
+
+    /// The gaps between drops, in transport messages: a deterministic sequence for the seed.
+    pub fn gaps(&self) -> DropGaps {
+        DropGaps::new(self.mean, self.seed)
+    }
+}
+
+/// Gaps between drops, each in `1..=2×mean`: xorshift64* over a splitmix64-scrambled seed
+/// (so that every seed, 0 included, gives a full-period sequence).
+#[derive(Debug, Clone)]
+pub struct DropGaps {
+    span: u64,
+    state: u64,
+}
+
+impl DropGaps {
+    pub fn new(mean: u64, seed: u64) -> DropGaps {
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        DropGaps {
+            span: mean.max(1).saturating_mul(2),
+            state: if z == 0 { 0x2545_F491_4F6C_DD1D } else { z },
+        }
+    }
+}
+
+impl Iterator for DropGaps {
+    type Item = u64;
+
+    fn next(&mut self) -> Option<u64> {
+        let mut x = self.state;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.state = x;
+        Some(1 + x.wrapping_mul(0x2545_F491_4F6C_DD1D) % self.span)
+    }
 }
 
 impl Faults {
     /// Parses the value of a `faults` query parameter (unknown names are ignored and logged).
     pub fn parse(text: &str) -> Faults {
         let mut f = Faults::default();
+        let (mut drop_mean, mut drop_seed) = (None, None);
         for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let (name, value) = match item.split_once(':') {
                 Some((n, v)) => (n.trim(), Some(v.trim())),
@@ -63,9 +122,15 @@ impl Faults {
                 "send_status" => f.send_status = num.and_then(|n| u16::try_from(n).ok()),
                 "ignore_sequence" => f.ignore_sequence = true,
                 "bad_sequence" => f.bad_sequence = num,
+                "drop_randomly" => drop_mean = Some(num.unwrap_or(1).max(1)),
+                "drop_seed" => drop_seed = num,
                 other => eprintln!("hublink-testserver: unknown fault '{other}' ignored"),
             }
         }
+        f.drop_randomly = drop_mean.map(|mean| RandomDrops {
+            mean,
+            seed: drop_seed.unwrap_or(RandomDrops::DEFAULT_SEED),
+        });
         f
     }
 }
@@ -83,5 +148,67 @@ mod tests {
         assert_eq!(f.oversized_message, Some(2 * 1024 * 1024));
         assert_eq!(f.malformed_after, Some(3));
         assert_eq!(f.poll_status, Some(404));
+        assert_eq!(f.drop_randomly, None);
+    }
+
+    #[test]
+    fn parses_drop_randomly_with_and_without_a_seed() {
+        assert_eq!(
+            Faults::parse("drop_randomly:20").drop_randomly,
+            Some(RandomDrops { mean: 20, seed: 1 })
+        );
+        assert_eq!(
+            Faults::parse("drop_randomly:7, drop_seed:42").drop_randomly,
+            Some(RandomDrops { mean: 7, seed: 42 })
+        );
+        // The seed may come first; it alone switches nothing on.
+        assert_eq!(
+            Faults::parse("drop_seed:3,no_pings,drop_randomly:5").drop_randomly,
+            Some(RandomDrops { mean: 5, seed: 3 })
+        );
+        assert_eq!(Faults::parse("drop_seed:3").drop_randomly, None);
+        // A missing, zero or unreadable mean is 1 (a drop after every message or two).
+        for text in ["drop_randomly", "drop_randomly:0", "drop_randomly:x"] {
+            assert_eq!(
+                Faults::parse(text).drop_randomly,
+                Some(RandomDrops { mean: 1, seed: 1 }),
+                "{text}"
+            );
+        }
+        // An unreadable seed falls back to the default.
+        assert_eq!(
+            Faults::parse("drop_randomly:4,drop_seed:-1").drop_randomly,
+            Some(RandomDrops { mean: 4, seed: 1 })
+        );
+        let f = Faults::parse("drop_randomly:9,drop_after_messages:3,bad_sequence:2");
+        assert_eq!(f.drop_after_messages, Some(3));
+        assert_eq!(f.bad_sequence, Some(2));
+    }
+
+    #[test]
+    fn drop_gaps_are_deterministic_in_range_and_average_the_mean() {
+        for (mean, seed) in [(1, 1), (5, 0), (20, 1), (50, 7), (1000, u64::MAX)] {
+            let drops = RandomDrops { mean, seed };
+            let a: Vec<u64> = drops.gaps().take(20_000).collect();
+            let b: Vec<u64> = drops.gaps().take(20_000).collect();
+            assert_eq!(a, b, "the same seed gives the same gaps");
+            assert!(
+                a.iter().all(|g| (1..=2 * mean).contains(g)),
+                "{mean}: {a:?}"
+            );
+            let avg = a.iter().sum::<u64>() as f64 / a.len() as f64;
+            let expected = (1 + 2 * mean) as f64 / 2.0;
+            assert!(
+                (avg - expected).abs() <= expected * 0.05,
+                "mean {mean} seed {seed}: average {avg}, expected about {expected}"
+            );
+            if mean > 1 {
+                assert!(a.contains(&1) || mean > 100);
+                assert!(a.contains(&(2 * mean)) || mean > 100);
+            }
+        }
+        let one: Vec<u64> = RandomDrops { mean: 20, seed: 1 }.gaps().take(50).collect();
+        let two: Vec<u64> = RandomDrops { mean: 20, seed: 2 }.gaps().take(50).collect();
+        assert_ne!(one, two, "different seeds, different gaps");
     }
 }

@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::faults::Faults;
+use crate::faults::{DropGaps, Faults};
 use crate::hub::{self, Ctx, UploadItem};
 use crate::ServerState;
 
@@ -119,6 +119,9 @@ pub(crate) enum Event {
     Close(Close),
     /// Drop the transport without a Close (a stateful connection then waits for a resume).
     Abort,
+    /// `drop_randomly` dropped the transport (as `Abort` does): a stateful connection waits for
+    /// a resume, any other ends.
+    RandomDrop,
     /// Send these bytes as one transport message, unchecked.
     Raw(Vec<u8>),
 }
@@ -264,6 +267,16 @@ struct Session {
     last_recv: Instant,
     sent_count: u64,
     dropped_by_fault: bool,
+    /// `drop_randomly`: the gaps still to come, the transport messages sent so far that it
+    /// counts (each message once, when it first goes out: not the Sequence of a resume nor
+    /// the replay of messages sent before), and the count at which the next drop is due.
+    random_drops: Option<DropGaps>,
+    random_drop_count: u64,
+    next_random_drop: u64,
+    /// Set while `resume` writes a message `drop_randomly` does not count.
+    replaying: bool,
+    /// The highest sequence id that went out on a transport (stateful reconnect).
+    first_sent_seq: u64,
     // stateful reconnect
     stateful: bool,
     out_seq: u64,
@@ -272,6 +285,8 @@ struct Session {
     in_next: u64,
     in_highest: u64,
     ack_deadline: Option<Instant>,
+    /// An Ack fell due while the WebSocket was down: it goes out right after the resume.
+    ack_missed: bool,
     grace_deadline: Option<Instant>,
     // hub state
     uploads: HashMap<String, UnboundedSender<UploadItem>>,
@@ -291,6 +306,8 @@ enum Flow {
 impl Session {
     fn new(conn: Arc<Conn>, server: Arc<ServerState>) -> Self {
         let now = Instant::now();
+        let mut random_drops = conn.faults.drop_randomly.map(|d| d.gaps());
+        let next_random_drop = random_drops.as_mut().and_then(Iterator::next).unwrap_or(0);
         Session {
             conn,
             server,
@@ -307,6 +324,11 @@ impl Session {
             last_recv: now,
             sent_count: 0,
             dropped_by_fault: false,
+            random_drops,
+            random_drop_count: 0,
+            next_random_drop,
+            replaying: false,
+            first_sent_seq: 0,
             stateful: false,
             out_seq: 0,
             buffer: VecDeque::new(),
@@ -314,6 +336,7 @@ impl Session {
             in_next: 1,
             in_highest: 0,
             ack_deadline: None,
+            ack_missed: false,
             grace_deadline: None,
             uploads: HashMap::new(),
             streams: HashMap::new(),
@@ -418,6 +441,8 @@ impl Session {
                     self.send_message(&HubMessage::Ack {
                         sequence_id: self.in_highest,
                     });
+                } else {
+                    self.ack_missed = true;
                 }
             }
         }
@@ -520,6 +545,9 @@ impl Session {
                 Flow::End
             }
             Event::Abort => self.drop_transport(),
+            // `write_frame` already dropped the transport (unless a new one came since).
+            Event::RandomDrop if self.tx.is_none() => self.on_transport_lost(),
+            Event::RandomDrop => Flow::Continue,
             Event::Raw(bytes) => {
                 self.write_frame(bytes);
                 Flow::Continue
@@ -539,13 +567,18 @@ impl Session {
     }
 
     fn drop_transport(&mut self) -> Flow {
+        self.abort_transport();
+        self.on_transport_lost()
+    }
+
+    /// Ends the transport without a Close (WebSockets: no close frame).
+    fn abort_transport(&mut self) {
         if let Some(tx) = self.tx.take() {
             if self.kind == Some(TransportKind::LongPolling) {
                 self.conn.lp_aborted.store(true, Ordering::SeqCst);
             }
             let _ = tx.send(OutFrame::Abort);
         }
-        self.on_transport_lost()
     }
 
     /// A stateful connection got its WebSocket back: Sequence, then the unacknowledged messages.
@@ -559,10 +592,22 @@ impl Session {
             .front()
             .map_or(self.out_seq + 1, |(seq, _)| *seq);
         let sequence_id = faults.bad_sequence.unwrap_or(first);
+        self.replaying = true;
         self.send_message(&HubMessage::Sequence { sequence_id });
-        let replay: Vec<Vec<u8>> = self.buffer.iter().map(|(_, b)| b.clone()).collect();
-        for bytes in replay {
+        let replay: Vec<(u64, Vec<u8>)> = self.buffer.iter().cloned().collect();
+        for (seq, bytes) in replay {
+            // `drop_randomly` counts a replayed message only if it never went out before.
+            self.replaying = seq <= self.first_sent_seq;
+            if self.tx.is_some() {
+                self.first_sent_seq = self.first_sent_seq.max(seq);
+            }
             self.write_frame(bytes);
+        }
+        self.replaying = false;
+        if std::mem::take(&mut self.ack_missed) {
+            self.send_message(&HubMessage::Ack {
+                sequence_id: self.in_highest,
+            });
         }
     }
 
@@ -688,6 +733,13 @@ impl Session {
             let id = self.in_next;
             self.in_next += 1;
             if id <= self.in_highest {
+                // The last replayed duplicate after a resume: the client has not seen an Ack
+                // for it (one due while the transport was down is never sent), so ack again,
+                // as the official MessageBuffer does; else a client held back by its full
+                // replay buffer would wait forever.
+                if id == self.in_highest && self.ack_deadline.is_none() {
+                    self.ack_deadline = Some(Instant::now() + self.opts().ack_delay);
+                }
                 return Flow::Continue;
             }
             self.in_highest = id;
@@ -875,6 +927,9 @@ impl Session {
         }
         if self.stateful && msg.is_sequenced() {
             self.out_seq += 1;
+            if self.tx.is_some() {
+                self.first_sent_seq = self.out_seq;
+            }
             self.buffered_bytes += bytes.len();
             self.buffer.push_back((self.out_seq, bytes.clone()));
             if self.buffered_bytes > self.opts().stateful_reconnect_buffer_size {
@@ -909,6 +964,18 @@ impl Session {
             if self.sent_count >= n && !self.dropped_by_fault {
                 self.dropped_by_fault = true;
                 let _ = self.conn.events.send(Event::Abort);
+            }
+        }
+        // A replay of what was sent before is not counted: one longer than the gap would drop
+        // every resumed transport at once, and the connection would never get anywhere.
+        if let (Some(gaps), false) = (self.random_drops.as_mut(), self.replaying) {
+            self.random_drop_count += 1;
+            if self.random_drop_count >= self.next_random_drop {
+                self.next_random_drop = self.random_drop_count + gaps.next().unwrap_or(1);
+                // At once, so that nothing more goes out on this transport (queued hub
+                // messages would otherwise delay the drop); the session hears of it next.
+                self.abort_transport();
+                let _ = self.conn.events.send(Event::RandomDrop);
             }
         }
     }
