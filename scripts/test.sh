@@ -35,6 +35,9 @@ scripts/demo.sh
 step "the official @microsoft/signalr client judges the in-repo test server"
 tests/js-reference/run-testserver-suite.sh
 
+step "the official client under the same injected faults (tests/js-reference/faults.test.mjs)"
+tests/js-reference/run-faults-suite.sh
+
 step "the official client against the third-party Go server"
 tests/go-server/run-smoke.sh
 
