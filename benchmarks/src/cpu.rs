@@ -1,0 +1,136 @@
+//! CPU time of the client (this process), the server process and the whole machine, read from
+//! /proc, so each measurement says which side was busy.
+
+use std::time::Instant;
+
+/// CPU counters at one instant.
+#[derive(Debug, Clone, Copy)]
+pub struct Snapshot {
+    at: Instant,
+    /// utime + stime of this process, in clock ticks.
+    client: u64,
+    /// utime + stime of the server process, in clock ticks.
+    server: u64,
+    /// Busy and total ticks of all CPUs (/proc/stat).
+    busy: u64,
+    total: u64,
+    /// Context switches of all threads of this process.
+    switches: u64,
+}
+
+/// CPU use over a window, in cores (1.0 = one CPU busy for the whole window).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuUse {
+    pub client: f64,
+    pub server: f64,
+    /// Everything else on the machine (other processes, the kernel's softirq work not charged
+    /// to either process).
+    pub other: f64,
+    pub seconds: f64,
+    /// Context switches of the client's threads (each wait for work, each preemption).
+    pub client_switches: u64,
+}
+
+fn ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz > 0 {
+        hz as f64
+    } else {
+        100.0
+    }
+}
+
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn process_ticks(pid: &str) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // The command name may hold spaces: the fields that follow it start after the last ')'.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state); utime and stime are fields 14 and 15.
+    let field = |n: usize| {
+        fields
+            .get(n - 3)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(14) + field(15)
+}
+
+fn machine_ticks() -> (u64, u64) {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return (0, 0);
+    };
+    let Some(line) = stat.lines().next() else {
+        return (0, 0);
+    };
+    // cpu user nice system idle iowait irq softirq steal [guest guest_nice: already in user]
+    let values: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: u64 = values.iter().sum();
+    let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+/// Voluntary and involuntary context switches summed over this process's threads.
+fn context_switches() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("status")).ok())
+        .map(|status| {
+            status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum::<u64>()
+        })
+        .sum()
+}
+
+pub fn snapshot(server_pid: u32) -> Snapshot {
+    let (busy, total) = machine_ticks();
+    Snapshot {
+        at: Instant::now(),
+        client: process_ticks("self"),
+        server: process_ticks(&server_pid.to_string()),
+        busy,
+        total,
+        switches: context_switches(),
+    }
+}
+
+/// What was used between two snapshots.
+pub fn between(a: &Snapshot, b: &Snapshot) -> CpuUse {
+    let seconds = b.at.duration_since(a.at).as_secs_f64().max(1e-9);
+    let hz = ticks_per_second();
+    let cores = |ticks: u64| ticks as f64 / hz / seconds;
+    let client = cores(b.client.saturating_sub(a.client));
+    let server = cores(b.server.saturating_sub(a.server));
+    let total = b.total.saturating_sub(a.total) as f64;
+    let busy = if total > 0.0 {
+        b.busy.saturating_sub(a.busy) as f64 / total * cpus() as f64
+    } else {
+        0.0
+    };
+    CpuUse {
+        client,
+        server,
+        other: (busy - client - server).max(0.0),
+        seconds,
+        client_switches: b.switches.saturating_sub(a.switches),
+    }
+}
