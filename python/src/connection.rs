@@ -13,7 +13,6 @@ use pyo3::types::PyTuple;
 use crate::bridge::{call_python, pull_python, Answer, Bridge, BridgeInner, Reply};
 use crate::convert::{to_py, to_py_tuple, to_value};
 use crate::errors::to_py_err;
-use crate::serde_value::OwnedSerValue;
 use crate::stream::StreamReader;
 use crate::RUNTIME;
 
@@ -170,7 +169,7 @@ fn upload_stream(bridge: Arc<BridgeInner>, iterator: Arc<Py<PyAny>>) -> UploadSt
         let it = iterator.clone();
         bridge.post(Box::new(move |py| pull_python(py, it.bind(py), reply)));
         match answer.await {
-            Ok(Answer::Value(v)) => Some((Ok(OwnedSerValue(v)), Some((bridge, iterator)))),
+            Ok(Answer::Value(v)) => Some((Ok(v), Some((bridge, iterator)))),
             Ok(Answer::Error(e)) => Some((Err(e), None)),
             Ok(Answer::End) => None,
             Err(_) => Some((Err("the upload stream could not be read".to_owned()), None)),
@@ -400,7 +399,7 @@ impl HubConnection {
                     let values = args.values().map_err(|e| e.to_string())?;
                     let bridge = bridge.ok_or("the connection has no event loop")?;
                     match call_on_loop(&bridge, callable, values).await {
-                        Answer::Value(v) => Ok(OwnedSerValue(v)),
+                        Answer::Value(v) => Ok(v),
                         Answer::Error(e) => Err(e),
                         Answer::End => Err("the handler returned nothing".to_owned()),
                     }

@@ -21,8 +21,6 @@ use pyo3::types::{
     PyString, PyTuple, PyType,
 };
 
-use crate::serde_value::SerValue;
-
 /// How deeply Python containers may nest (as the core's decoders allow).
 const MAX_DEPTH: usize = 128;
 
@@ -265,11 +263,11 @@ pub fn roundtrip(py: Python<'_>, value: &Bound<'_, PyAny>, protocol: &str) -> Py
     let protocol = HubProtocol::from_name(protocol)
         .ok_or_else(|| PyValueError::new_err(format!("unknown protocol '{protocol}'")))?;
     let value = to_value(value)?;
-    let payload = protocol.payload(&SerValue(&value)).map_err(|e| {
+    let payload = protocol.payload(&value).map_err(|e| {
         crate::errors::to_py_err(py, hublink::Error::InvalidArgument(e.to_string()))
     })?;
-    let back: crate::serde_value::DeValue = payload
+    let back: Value = payload
         .deserialize()
         .map_err(|e| crate::errors::to_py_err(py, hublink::Error::from(e)))?;
-    to_py(py, back.0)
+    to_py(py, back)
 }

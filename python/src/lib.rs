@@ -17,7 +17,6 @@ mod connection;
 mod convert;
 mod errors;
 mod logging;
-mod serde_value;
 mod stream;
 
 /// The runtime every core future and task runs on.

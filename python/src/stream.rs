@@ -13,7 +13,6 @@ use crate::bridge::{set_future, Bridge, BridgeInner};
 use crate::connection::run_now;
 use crate::convert::to_py;
 use crate::errors::to_py_err;
-use crate::serde_value::DeValue;
 
 type Start = (hublink::HubConnection, String, Vec<Argument>);
 
@@ -65,9 +64,9 @@ impl StreamReader {
         let state = self.state.clone();
         run_now(async move {
             let pump = async {
-                let mut stream = core.stream::<DeValue>(&method, arguments).await?;
+                let mut stream = core.stream::<hublink::Value>(&method, arguments).await?;
                 while let Some(item) = stream.next().await {
-                    let DeValue(value) = item?;
+                    let value = item?;
                     let mut state = state.lock().expect("stream state");
                     state.items.push_back(value);
                     state.wake();
