@@ -24,6 +24,14 @@
 //!   cargo test --release -p hublink --test soak -- --include-ignored --nocapture
 //! ```
 //!
+//! Client bugs found here are pinned by `#[ignore]`d tests (reduced reproductions at the end):
+//! with stateful reconnect a send or upload item fails when the WebSocket drops under its
+//! write (an upload then stops and its invocation hangs), and a drop during a resume re-sends a
+//! stale Sequence and replay; and a call made just as a driver ends can be lost in its command
+//! channel (it hangs; an upload task leaks): the automatic-reconnect soak below hits that one
+//! in a few percent of full runs. `tests/js-reference/faults.test.mjs` runs the official
+//! client under the same faults; the comparison is at its top.
+//!
 //! Each test prints its figures (time, messages, drops seen by the client, reconnects,
 //! errors). The tests take a lock, so they never run at the same time. The test server runs
 //! on a runtime of its own (its own threads), so that the client's runtime counts only the
@@ -988,6 +996,8 @@ fn automatic_reconnect_loses_no_call_silently_hangs_nowhere_and_leaks_no_task() 
 
 /// A stateful connection to a server that drops the WebSocket every ~`mean` messages.
 async fn stateful_under_drops(base_url: &str, mean: u64) -> (HubConnection, Arc<Lifecycle>) {
+    counting::init();
+    counting::reset();
     let connection = HubConnectionBuilder::new()
         .with_url(format!("{base_url}/testhub?faults=drop_randomly:{mean}"))
         .with_transports([TransportKind::WebSockets])
@@ -1319,4 +1329,78 @@ fn tokio_stream_from<T: Send + 'static>(
     rx: tokio::sync::mpsc::UnboundedReceiver<T>,
 ) -> impl futures_util::Stream<Item = T> + Send {
     stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) })
+}
+
+// scenario: ws.json.reconnect.calls-during-drop
+#[test]
+#[ignore = "client bug: a call whose command reaches the driver's channel just as the driver ends (after fail_everything closed the channel and drained it with try_recv) is neither failed nor dropped: its caller (or HubStream, or upload task) holds a Sender clone, so the channel and the reply inside it live on: the call hangs forever and an upload task leaks"]
+fn calls_racing_a_connection_loss_all_end() {
+    let _serial = serial();
+    counting::init();
+    counting::reset();
+    let server = Server::start(server_options());
+    client_runtime().block_on(async {
+        let connection = HubConnectionBuilder::new()
+            .with_url(format!(
+                "{}/testhub?faults=drop_randomly:2",
+                server.base_url
+            ))
+            .with_transports([TransportKind::WebSockets])
+            .with_retry_policy(Quick)
+            .build()
+            .unwrap();
+        let lifecycle = record_lifecycle(&connection);
+        bounded("start", CALL_LIMIT, connection.start())
+            .await
+            .unwrap();
+        let until = Instant::now() + Duration::from_secs(20);
+        let hung = AtomicU64::new(0);
+        let calls = AtomicU64::new(0);
+        stream::iter(0..200)
+            .for_each_concurrent(None, |w| {
+                let (connection, hung, calls) = (&connection, &hung, &calls);
+                async move {
+                    let mut i = 0u64;
+                    while Instant::now() < until && hung.load(Ordering::SeqCst) == 0 {
+                        i += 1;
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        let call = async {
+                            if w % 2 == 0 {
+                                connection
+                                    .invoke::<String>("Echo", (format!("{w}-{i}"),))
+                                    .await
+                                    .map(drop)
+                            } else {
+                                let items: hublink::Result<Vec<i64>> =
+                                    match connection.stream::<i64>("StreamCount", (3,)).await {
+                                        Ok(s) => s.collect::<Vec<_>>().await.into_iter().collect(),
+                                        Err(e) => Err(e),
+                                    };
+                                items.map(drop)
+                            }
+                        };
+                        match timeout(Duration::from_secs(10), call).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(1)).await,
+                            Err(_) => {
+                                hung.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                    }
+                }
+            })
+            .await;
+        let reconnects = lifecycle.reconnecting.load(Ordering::SeqCst);
+        println!(
+            "{} calls, {reconnects} reconnects, {} hung",
+            calls.load(Ordering::SeqCst),
+            hung.load(Ordering::SeqCst)
+        );
+        assert_eq!(
+            hung.load(Ordering::SeqCst),
+            0,
+            "a call neither completed nor failed within 10 s ({reconnects} reconnects)"
+        );
+        connection.stop().await.unwrap();
+    });
 }
