@@ -1333,7 +1333,6 @@ fn tokio_stream_from<T: Send + 'static>(
 
 // scenario: ws.json.reconnect.calls-during-drop
 #[test]
-#[ignore = "client bug: a call whose command reaches the driver's channel just as the driver ends (after fail_everything closed the channel and drained it with try_recv) is neither failed nor dropped: its caller (or HubStream, or upload task) holds a Sender clone, so the channel and the reply inside it live on: the call hangs forever and an upload task leaks"]
 fn calls_racing_a_connection_loss_all_end() {
     let _serial = serial();
     counting::init();

@@ -184,7 +184,7 @@ impl Driver {
             ended = self.step().await;
         }
         let ended = ended.expect("loop ends with a reason");
-        self.fail_everything(&ended);
+        self.fail_everything(&ended).await;
         ended
     }
 
@@ -539,7 +539,7 @@ impl Driver {
         None
     }
 
-    fn fail_everything(&mut self, ended: &Ended) {
+    async fn fail_everything(&mut self, ended: &Ended) {
         let error = ended
             .error
             .clone()
@@ -556,8 +556,10 @@ impl Driver {
                 let _ = written.send(Err(error.clone()));
             }
         }
+        // After close(), recv() still yields what senders already had a slot for, and ends
+        // only when nothing more can arrive: no call slips in after the drain.
         self.commands.close();
-        while let Ok(command) = self.commands.try_recv() {
+        while let Some(command) = self.commands.recv().await {
             match command {
                 Command::Send {
                     written: Some(w), ..
