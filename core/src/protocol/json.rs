@@ -1,9 +1,10 @@
 //! The JSON hub protocol: one JSON object per message, each followed by 0x1E.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use bytes::Bytes;
-use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -155,47 +156,201 @@ pub fn read_value(text: &[u8]) -> Result<Value, ProtocolError> {
     serde_json::from_slice(text).map_err(|e| ProtocolError::Payload(e.to_string()))
 }
 
-/// The fields of any JSON hub message, borrowed from the received text.
+/// The fields of any JSON hub message, borrowed from the received text and read in one pass.
 ///
 /// Scalars stay raw until the message type is known, so a field of the wrong type gets the
-/// official client's error for that message type rather than a generic one.
-#[derive(Deserialize)]
+/// official client's error for that message type rather than a generic one. A `null` field
+/// counts as absent, except `item` and `result`: a `"result": null` is a result, not a void
+/// completion.
+#[derive(Default)]
 struct WireMessage<'a> {
-    #[serde(rename = "type", borrow)]
     message_type: Option<&'a RawValue>,
-    #[serde(rename = "invocationId", borrow)]
     invocation_id: Option<&'a RawValue>,
-    #[serde(borrow)]
     target: Option<&'a RawValue>,
-    #[serde(borrow)]
-    arguments: Option<Vec<&'a RawValue>>,
-    #[serde(rename = "streamIds", borrow)]
+    arguments: Option<Vec<Payload>>,
     stream_ids: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
     item: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
     result: Option<&'a RawValue>,
-    #[serde(borrow)]
     error: Option<&'a RawValue>,
-    #[serde(borrow)]
     headers: Option<&'a RawValue>,
-    #[serde(rename = "allowReconnect", borrow)]
     allow_reconnect: Option<&'a RawValue>,
-    #[serde(rename = "sequenceId", borrow)]
     sequence_id: Option<&'a RawValue>,
 }
 
-/// A raw field read as `T`, `None` when it has another type.
-fn field<T: for<'de> Deserialize<'de>>(raw: Option<&RawValue>) -> Option<Option<T>> {
-    match raw {
-        None => Some(None),
-        Some(raw) => serde_json::from_str(raw.get()).ok().map(Some),
+#[derive(Clone, Copy)]
+enum Field {
+    Type,
+    InvocationId,
+    Target,
+    Arguments,
+    StreamIds,
+    Item,
+    Result,
+    Error,
+    Headers,
+    AllowReconnect,
+    SequenceId,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct FieldVisitor;
+        impl Visitor<'_> for FieldVisitor {
+            type Value = Field;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E>(self, name: &str) -> Result<Field, E> {
+                Ok(match name {
+                    "type" => Field::Type,
+                    "invocationId" => Field::InvocationId,
+                    "target" => Field::Target,
+                    "arguments" => Field::Arguments,
+                    "streamIds" => Field::StreamIds,
+                    "item" => Field::Item,
+                    "result" => Field::Result,
+                    "error" => Field::Error,
+                    "headers" => Field::Headers,
+                    "allowReconnect" => Field::AllowReconnect,
+                    "sequenceId" => Field::SequenceId,
+                    _ => Field::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(FieldVisitor)
     }
 }
 
-/// Keeps `null` as a present value: a `"result": null` is a result, not a void completion.
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
-    <&RawValue>::deserialize(d).map(Some)
+/// Reads the record's object into a [`WireMessage`], slicing argument payloads from `record`.
+struct WireVisitor<'r> {
+    record: &'r Bytes,
+}
+
+impl<'de> Visitor<'de> for WireVisitor<'_> {
+    type Value = WireMessage<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a hub message object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WireMessage<'de>, A::Error> {
+        let mut wire = WireMessage::default();
+        let mut seen = 0u16;
+        while let Some(field) = map.next_key::<Field>()? {
+            if let Field::Other = field {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            let bit = 1 << field as u16;
+            if seen & bit != 0 {
+                return Err(de::Error::custom("duplicate field"));
+            }
+            seen |= bit;
+            match field {
+                Field::Type => wire.message_type = map.next_value()?,
+                Field::InvocationId => wire.invocation_id = map.next_value()?,
+                Field::Target => wire.target = map.next_value()?,
+                Field::Arguments => {
+                    wire.arguments = map.next_value_seed(Arguments {
+                        record: self.record,
+                    })?
+                }
+                Field::StreamIds => wire.stream_ids = map.next_value()?,
+                Field::Item => wire.item = Some(map.next_value()?),
+                Field::Result => wire.result = Some(map.next_value()?),
+                Field::Error => wire.error = map.next_value()?,
+                Field::Headers => wire.headers = map.next_value()?,
+                Field::AllowReconnect => wire.allow_reconnect = map.next_value()?,
+                Field::SequenceId => wire.sequence_id = map.next_value()?,
+                Field::Other => unreachable!("skipped above"),
+            }
+        }
+        Ok(wire)
+    }
+}
+
+/// `arguments`: `null` or an array, each element kept as a payload sliced from the record.
+struct Arguments<'r> {
+    record: &'r Bytes,
+}
+
+impl<'de> DeserializeSeed<'de> for Arguments<'_> {
+    type Value = Option<Vec<Payload>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Arguments<'_> {
+    type Value = Option<Vec<Payload>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of arguments")
+    }
+
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        struct Elements<'r>(&'r Bytes);
+        impl<'de> Visitor<'de> for Elements<'_> {
+            type Value = Vec<Payload>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an array of arguments")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Payload>, A::Error> {
+                let mut arguments = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16));
+                while let Some(raw) = seq.next_element::<&RawValue>()? {
+                    arguments.push(Payload::Json(self.0.slice_ref(raw.get().as_bytes())));
+                }
+                Ok(arguments)
+            }
+        }
+        d.deserialize_seq(Elements(self.record)).map(Some)
+    }
+}
+
+/// A raw JSON string's text, `None` when the value is not a string.
+fn string(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let text = raw.get();
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    if inner.contains('\\') {
+        return serde_json::from_str(text).ok().map(Cow::Owned);
+    }
+    // serde_json checked the raw string: without escapes, its text is its value.
+    Some(Cow::Borrowed(inner))
+}
+
+/// A raw JSON number read as `u64`, `None` for any other value (negative, fraction, exponent,
+/// too large), as `serde_json::from_str::<u64>` would.
+fn unsigned(raw: &RawValue) -> Option<u64> {
+    let text = raw.get();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// A raw field read by `read`, `Some(None)` when absent and `None` when it has another type.
+fn field<'a, T>(
+    raw: Option<&'a RawValue>,
+    read: impl FnOnce(&'a RawValue) -> Option<T>,
+) -> Option<Option<T>> {
+    match raw {
+        None => Some(None),
+        Some(raw) => read(raw).map(Some),
+    }
+}
+
+fn boolean(raw: &RawValue) -> Option<bool> {
+    match raw.get() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
 }
 
 fn ordered_headers(raw: Option<&RawValue>) -> Option<Headers> {
@@ -243,17 +398,21 @@ pub fn parse_record(record: &Bytes) -> Result<Option<HubMessage>, ProtocolError>
     // whole record first (parsing from the checked text keeps the payload slices in place).
     let text = std::str::from_utf8(record)
         .map_err(|_| ProtocolError::invalid("Invalid payload: the message is not valid UTF-8."))?;
-    let wire: WireMessage = serde_json::from_str(text).map_err(|e| {
-        ProtocolError::invalid(if e.is_data() {
-            "Invalid payload.".to_owned()
-        } else {
-            format!("Invalid payload: {e}.")
-        })
-    })?;
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let wire = deserializer
+        .deserialize_map(WireVisitor { record })
+        .and_then(|wire| deserializer.end().map(|()| wire))
+        .map_err(|e| {
+            ProtocolError::invalid(if e.is_data() {
+                "Invalid payload.".to_owned()
+            } else {
+                format!("Invalid payload: {e}.")
+            })
+        })?;
     let payload = |raw: &RawValue| Payload::Json(record.slice_ref(raw.get().as_bytes()));
     let message_type = wire
         .message_type
-        .and_then(|raw| serde_json::from_str::<u64>(raw.get()).ok())
+        .and_then(unsigned)
         .ok_or_else(|| ProtocolError::invalid("Invalid payload."))?;
     let kind = match message_type {
         1 => "Invocation",
@@ -269,24 +428,27 @@ pub fn parse_record(record: &Bytes) -> Result<Option<HubMessage>, ProtocolError>
     };
     let invalid = || invalid_for(kind);
     let non_empty = |raw: Option<&RawValue>| -> Result<Option<String>, ProtocolError> {
-        match field::<String>(raw).ok_or_else(invalid)? {
+        match field(raw, string).ok_or_else(invalid)? {
             Some(s) if s.is_empty() => Err(invalid()),
-            other => Ok(other),
+            other => Ok(other.map(Cow::into_owned)),
         }
     };
     let required_id = || non_empty(wire.invocation_id)?.ok_or_else(invalid);
     let headers = || ordered_headers(wire.headers).ok_or_else(invalid);
+    let error = || -> Result<Option<String>, ProtocolError> {
+        Ok(field(wire.error, string)
+            .ok_or_else(invalid)?
+            .filter(|e| !e.is_empty())
+            .map(Cow::into_owned))
+    };
     let message = match message_type {
         1 | 4 => {
             let target = non_empty(wire.target)?.ok_or_else(invalid)?;
-            let arguments: Vec<Payload> = wire
-                .arguments
-                .as_ref()
-                .ok_or_else(invalid)?
-                .iter()
-                .map(|raw| payload(raw))
-                .collect();
-            let stream_ids = field::<Vec<String>>(wire.stream_ids).ok_or_else(invalid)?;
+            let arguments = wire.arguments.ok_or_else(invalid)?;
+            let stream_ids = field(wire.stream_ids, |raw| {
+                serde_json::from_str::<Vec<String>>(raw.get()).ok()
+            })
+            .ok_or_else(invalid)?;
             if message_type == 1 {
                 HubMessage::Invocation(Invocation {
                     invocation_id: non_empty(wire.invocation_id)?,
@@ -312,11 +474,7 @@ pub fn parse_record(record: &Bytes) -> Result<Option<HubMessage>, ProtocolError>
         }),
         3 => {
             let invocation_id = required_id()?;
-            let error = field::<Option<String>>(wire.error)
-                .ok_or_else(invalid)?
-                .flatten()
-                .filter(|e| !e.is_empty());
-            let outcome = match (error, wire.result) {
+            let outcome = match (error()?, wire.result) {
                 (Some(_), Some(result)) if is_truthy(result) => return Err(invalid()),
                 (Some(error), _) => CompletionOutcome::Error(error),
                 (None, Some(result)) => CompletionOutcome::Result(payload(result)),
@@ -334,14 +492,11 @@ pub fn parse_record(record: &Bytes) -> Result<Option<HubMessage>, ProtocolError>
         }),
         6 => HubMessage::Ping,
         7 => HubMessage::Close(Close {
-            error: field::<Option<String>>(wire.error)
-                .ok_or_else(invalid)?
-                .flatten()
-                .filter(|e| !e.is_empty()),
-            allow_reconnect: field::<bool>(wire.allow_reconnect).ok_or_else(invalid)?,
+            error: error()?,
+            allow_reconnect: field(wire.allow_reconnect, boolean).ok_or_else(invalid)?,
         }),
         _ => {
-            let sequence_id = field::<u64>(wire.sequence_id).flatten().ok_or_else(|| {
+            let sequence_id = wire.sequence_id.and_then(unsigned).ok_or_else(|| {
                 ProtocolError::invalid(format!("Invalid SequenceId for {kind} message."))
             })?;
             if message_type == 8 {
