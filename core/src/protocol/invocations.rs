@@ -1,6 +1,8 @@
 //! Invocation ids and the calls waiting for the server's answer.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::message::{Completion, CompletionOutcome, Payload, StreamItem};
 
@@ -26,7 +28,7 @@ pub struct InvocationIds {
 impl InvocationIds {
     /// The next unused id.
     pub fn next_id(&mut self) -> String {
-        let id = self.next.to_string();
+        let id = itoa::Buffer::new().format(self.next).to_owned();
         self.next += 1;
         id
     }
@@ -58,35 +60,110 @@ enum Pending<I, S> {
 /// whatever feeds a stream. The table decides what each answer means; it holds no IO.
 #[derive(Debug)]
 pub struct PendingCalls<I, S> {
-    calls: HashMap<String, Pending<I, S>>,
+    /// Calls whose id is a canonical decimal number, as [`InvocationIds`] makes them: keyed by
+    /// that number, which hashes much faster than the text.
+    numbered: HashMap<u64, Pending<I, S>, BuildHasherDefault<IdHasher>>,
+    /// Calls with any other id.
+    named: HashMap<String, Pending<I, S>>,
+}
+
+/// Hashes a `u64` id with one multiplication (as FxHash does): ids are sequential counters,
+/// not attacker-chosen keys, so SipHash's flooding resistance buys nothing here.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+fn deliver_item<K, I, S>(entry: Entry<'_, K, Pending<I, S>>, item: Payload) -> Delivery<'_, I, S> {
+    let Entry::Occupied(entry) = entry else {
+        return Delivery::Unknown;
+    };
+    match entry.get() {
+        Pending::Invoke(_) => match entry.remove() {
+            Pending::Invoke(i) => {
+                Delivery::InvokeFinished(i, Err("Unexpected message type: 2".into()))
+            }
+            Pending::Stream(_) => unreachable!("just checked"),
+        },
+        Pending::Stream(_) => match entry.into_mut() {
+            Pending::Stream(s) => Delivery::StreamItem(s, item),
+            Pending::Invoke(_) => unreachable!("just checked"),
+        },
+    }
+}
+
+/// The number a canonical decimal id stands for: digits only, no leading zero, within `u64`.
+/// Any other text ("01", "+1", "x") is keyed as text, so it never matches a numbered call.
+fn number(id: &str) -> Option<u64> {
+    let bytes = id.as_bytes();
+    if bytes.is_empty() || bytes.len() > 20 || (bytes[0] == b'0' && bytes.len() > 1) {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &b in bytes {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some(n)
 }
 
 impl<I, S> Default for PendingCalls<I, S> {
     fn default() -> Self {
         PendingCalls {
-            calls: HashMap::new(),
+            numbered: HashMap::default(),
+            named: HashMap::new(),
         }
     }
 }
 
 impl<I, S> PendingCalls<I, S> {
+    fn insert(&mut self, id: String, pending: Pending<I, S>) {
+        match number(&id) {
+            Some(n) => self.numbered.insert(n, pending),
+            None => self.named.insert(id, pending),
+        };
+    }
+
+    fn remove(&mut self, id: &str) -> Option<Pending<I, S>> {
+        match number(id) {
+            Some(n) => self.numbered.remove(&n),
+            None => self.named.remove(id),
+        }
+    }
+
     /// Registers an `invoke` waiting for its Completion.
     pub fn add_invoke(&mut self, id: String, handle: I) {
-        self.calls.insert(id, Pending::Invoke(handle));
+        self.insert(id, Pending::Invoke(handle));
     }
 
     /// Registers a server-to-client stream.
     pub fn add_stream(&mut self, id: String, handle: S) {
-        self.calls.insert(id, Pending::Stream(handle));
+        self.insert(id, Pending::Stream(handle));
     }
 
     /// Forgets a stream the caller cancelled, so later items for it are ignored. Returns the
     /// handle if the stream was still pending.
     pub fn cancel_stream(&mut self, id: &str) -> Option<S> {
-        match self.calls.remove(id)? {
+        match self.remove(id)? {
             Pending::Stream(s) => Some(s),
             other => {
-                self.calls.insert(id.to_owned(), other);
+                self.insert(id.to_owned(), other);
                 None
             }
         }
@@ -94,10 +171,10 @@ impl<I, S> PendingCalls<I, S> {
 
     /// Removes an `invoke` whose invocation could not be sent.
     pub fn remove_invoke(&mut self, id: &str) -> Option<I> {
-        match self.calls.remove(id)? {
+        match self.remove(id)? {
             Pending::Invoke(i) => Some(i),
             other => {
-                self.calls.insert(id.to_owned(), other);
+                self.insert(id.to_owned(), other);
                 None
             }
         }
@@ -105,7 +182,7 @@ impl<I, S> PendingCalls<I, S> {
 
     /// Routes a Completion to the call it ends.
     pub fn complete(&mut self, completion: Completion) -> Delivery<'_, I, S> {
-        let Some(pending) = self.calls.remove(&completion.invocation_id) else {
+        let Some(pending) = self.remove(&completion.invocation_id) else {
             return Delivery::Unknown;
         };
         match (pending, completion.outcome) {
@@ -130,18 +207,9 @@ impl<I, S> PendingCalls<I, S> {
     /// Routes a StreamItem to its stream. An item for an `invoke` fails that call, as the
     /// official client does.
     pub fn stream_item(&mut self, item: StreamItem) -> Delivery<'_, I, S> {
-        match self.calls.get(&item.invocation_id) {
-            None => Delivery::Unknown,
-            Some(Pending::Invoke(_)) => match self.calls.remove(&item.invocation_id) {
-                Some(Pending::Invoke(i)) => {
-                    Delivery::InvokeFinished(i, Err("Unexpected message type: 2".into()))
-                }
-                _ => unreachable!("just checked"),
-            },
-            Some(Pending::Stream(_)) => match self.calls.get_mut(&item.invocation_id) {
-                Some(Pending::Stream(s)) => Delivery::StreamItem(s, item.item),
-                _ => unreachable!("just checked"),
-            },
+        match number(&item.invocation_id) {
+            Some(n) => deliver_item(self.numbered.entry(n), item.item),
+            None => deliver_item(self.named.entry(item.invocation_id), item.item),
         }
     }
 
@@ -149,7 +217,8 @@ impl<I, S> PendingCalls<I, S> {
     pub fn drain(&mut self) -> (Vec<I>, Vec<S>) {
         let mut invokes = Vec::new();
         let mut streams = Vec::new();
-        for (_, pending) in self.calls.drain() {
+        let numbered = self.numbered.drain().map(|(_, p)| p);
+        for pending in numbered.chain(self.named.drain().map(|(_, p)| p)) {
             match pending {
                 Pending::Invoke(i) => invokes.push(i),
                 Pending::Stream(s) => streams.push(s),
@@ -160,12 +229,12 @@ impl<I, S> PendingCalls<I, S> {
 
     /// How many calls are waiting.
     pub fn len(&self) -> usize {
-        self.calls.len()
+        self.numbered.len() + self.named.len()
     }
 
     /// Whether no call is waiting.
     pub fn is_empty(&self) -> bool {
-        self.calls.is_empty()
+        self.numbered.is_empty() && self.named.is_empty()
     }
 }
 
@@ -262,6 +331,33 @@ mod tests {
             calls.complete(completion("4", CompletionOutcome::Void)),
             Delivery::Unknown
         ));
+    }
+
+    #[test]
+    fn ids_match_as_text_whether_numeric_or_not() {
+        let mut calls: PendingCalls<u8, u8> = PendingCalls::default();
+        calls.add_invoke("1".into(), 1);
+        calls.add_invoke("a".into(), 2);
+        calls.add_stream("18446744073709551616".into(), 3);
+        for id in ["01", "+1", "1 ", "", "b"] {
+            assert!(matches!(
+                calls.complete(completion(id, CompletionOutcome::Void)),
+                Delivery::Unknown
+            ));
+        }
+        assert!(matches!(
+            calls.stream_item(item("18446744073709551616", 1)),
+            Delivery::StreamItem(3, _)
+        ));
+        assert!(matches!(
+            calls.complete(completion("a", CompletionOutcome::Void)),
+            Delivery::InvokeFinished(2, Ok(None))
+        ));
+        assert!(matches!(
+            calls.complete(completion("1", CompletionOutcome::Void)),
+            Delivery::InvokeFinished(1, Ok(None))
+        ));
+        assert_eq!(calls.len(), 1);
     }
 
     #[test]
