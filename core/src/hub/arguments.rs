@@ -7,7 +7,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::protocol::{HubProtocol, Payload, Value};
+use crate::protocol::hub_protocol::CallWriter;
+use crate::protocol::{HubProtocol, Payload, ProtocolError, Value};
 
 /// One argument of an invocation: a value, or a client-to-server stream.
 pub enum Argument {
@@ -86,6 +87,29 @@ impl UploadStream {
 pub trait IntoArgument {
     /// Serializes the argument for `protocol`.
     fn into_argument(self, protocol: HubProtocol) -> Result<Argument>;
+
+    /// Writes the argument into an invocation's frame, or returns it if it is an upload
+    /// stream.
+    #[doc(hidden)]
+    fn write_argument(self, call: &mut CallWriter) -> Result<Option<UploadStream>>
+    where
+        Self: Sized,
+    {
+        let argument = self.into_argument(call.protocol())?;
+        write_argument(call, argument)
+    }
+}
+
+fn write_argument(call: &mut CallWriter, argument: Argument) -> Result<Option<UploadStream>> {
+    match argument {
+        Argument::Value(payload) => call.payload(&payload).map_err(invalid_argument)?,
+        Argument::Stream(stream) => return Ok(Some(stream)),
+    }
+    Ok(None)
+}
+
+fn invalid_argument(e: ProtocolError) -> Error {
+    Error::InvalidArgument(e.to_string())
 }
 
 impl<T: Serialize> IntoArgument for T {
@@ -93,7 +117,12 @@ impl<T: Serialize> IntoArgument for T {
         protocol
             .payload(&self)
             .map(Argument::Value)
-            .map_err(|e| Error::InvalidArgument(e.to_string()))
+            .map_err(invalid_argument)
+    }
+
+    fn write_argument(self, call: &mut CallWriter) -> Result<Option<UploadStream>> {
+        call.value(&self).map_err(invalid_argument)?;
+        Ok(None)
     }
 }
 
@@ -108,6 +137,20 @@ impl IntoArgument for UploadStream {
 pub trait IntoArguments {
     /// Serializes the arguments for `protocol`.
     fn into_arguments(self, protocol: HubProtocol) -> Result<Vec<Argument>>;
+
+    /// Writes the arguments into an invocation's frame, and returns the upload streams among
+    /// them, in order.
+    #[doc(hidden)]
+    fn write_arguments(self, call: &mut CallWriter) -> Result<Vec<UploadStream>>
+    where
+        Self: Sized,
+    {
+        let mut uploads = Vec::new();
+        for argument in self.into_arguments(call.protocol())? {
+            uploads.extend(write_argument(call, argument)?);
+        }
+        Ok(uploads)
+    }
 }
 
 impl IntoArguments for Vec<Value> {
@@ -138,6 +181,14 @@ macro_rules! tuple_arguments {
             fn into_arguments(self, protocol: HubProtocol) -> Result<Vec<Argument>> {
                 let ($($name,)*) = self;
                 Ok(vec![$($name.into_argument(protocol)?),*])
+            }
+
+            #[allow(non_snake_case, unused_variables, unused_mut)]
+            fn write_arguments(self, call: &mut CallWriter) -> Result<Vec<UploadStream>> {
+                let ($($name,)*) = self;
+                let mut uploads = Vec::new();
+                $(uploads.extend($name.write_argument(call)?);)*
+                Ok(uploads)
             }
         }
     };

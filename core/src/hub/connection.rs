@@ -9,17 +9,17 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot};
 
-use super::arguments::{Argument, FromArguments, IntoArguments, UploadStream};
+use super::arguments::{FromArguments, IntoArguments, UploadStream};
 use super::driver::Command;
 use super::handlers::{erase, HandlerId, HandlerOutput};
 use super::lifecycle::{self, Behaviour, HubConnectionState, Shared};
 use super::stream::HubStream;
 use crate::connect::{without_query, ConnectOptions};
 use crate::error::{Error, Result};
+use crate::protocol::hub_protocol::CallWriter;
 use crate::protocol::transports::TransportKind;
 use crate::protocol::{
-    Completion, CompletionOutcome, HubMessage, HubProtocol, Invocation, Payload, StreamInvocation,
-    StreamItem, Value,
+    Completion, CompletionOutcome, HubMessage, HubProtocol, Payload, StreamItem, Value,
 };
 use crate::runtime;
 
@@ -114,29 +114,23 @@ impl HubConnection {
             .ok_or_else(|| Error::InvalidState(NOT_CONNECTED.into()))
     }
 
-    fn encode(&self, message: &HubMessage) -> Result<Bytes> {
-        let mut out = Vec::with_capacity(64);
-        self.protocol()
-            .write_message(message, &mut out)
-            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-        Ok(out.into())
-    }
-
-    /// Splits arguments into values and upload streams, allocating stream ids before the
-    /// invocation id, as the official clients do.
-    fn prepare(&self, arguments: impl IntoArguments) -> Result<(Vec<Payload>, Vec<Upload>)> {
-        let mut values = Vec::new();
-        let mut uploads = Vec::new();
-        for argument in arguments.into_arguments(self.protocol())? {
-            match argument {
-                Argument::Value(payload) => values.push(payload),
-                Argument::Stream(stream) => {
-                    let id = self.next_id();
-                    uploads.push((id, stream));
-                }
-            }
-        }
-        Ok((values, uploads))
+    /// Writes the frame of an invocation (`ty` 1, with an id when `blocking`) or a stream
+    /// invocation (`ty` 4), taking ids for its upload streams before its own, as the official
+    /// clients do.
+    fn write_call(
+        &self,
+        ty: u8,
+        blocking: bool,
+        method: &str,
+        arguments: impl IntoArguments,
+    ) -> Result<(Option<String>, Bytes, Vec<Upload>)> {
+        let mut call = CallWriter::new(self.protocol());
+        let streams = arguments.write_arguments(&mut call)?;
+        let uploads: Vec<Upload> = streams.into_iter().map(|s| (self.next_id(), s)).collect();
+        let id = blocking.then(|| self.next_id());
+        let stream_ids = Self::stream_ids(&uploads);
+        let frame = call.finish(ty, id.as_deref(), method, stream_ids.as_deref());
+        Ok((id, frame, uploads))
     }
 
     fn next_id(&self) -> String {
@@ -211,15 +205,8 @@ impl HubConnection {
         arguments: impl IntoArguments,
     ) -> Result<Option<Payload>> {
         let commands = self.commands()?;
-        let (arguments, uploads) = self.prepare(arguments)?;
-        let id = self.next_id();
-        let frame = self.encode(&HubMessage::Invocation(Invocation {
-            invocation_id: Some(id.clone()),
-            target: method.to_owned(),
-            arguments,
-            stream_ids: Self::stream_ids(&uploads),
-            headers: vec![],
-        }))?;
+        let (id, frame, uploads) = self.write_call(1, true, method, arguments)?;
+        let id = id.expect("a blocking invocation has an id");
         let (reply, result) = oneshot::channel();
         commands
             .send(Command::Invoke { id, frame, reply })
@@ -235,15 +222,7 @@ impl HubConnection {
     /// the invocation is written to the transport.
     pub async fn send(&self, method: &str, arguments: impl IntoArguments) -> Result<()> {
         let commands = self.commands()?;
-        let (arguments, uploads) = self.prepare(arguments)?;
-        let message = HubMessage::Invocation(Invocation {
-            invocation_id: None,
-            target: method.to_owned(),
-            arguments,
-            stream_ids: Self::stream_ids(&uploads),
-            headers: vec![],
-        });
-        let frame = self.encode(&message)?;
+        let (_, frame, uploads) = self.write_call(1, false, method, arguments)?;
         let (written, done) = oneshot::channel();
         commands
             .send(Command::Send {
@@ -275,15 +254,8 @@ impl HubConnection {
         arguments: impl IntoArguments,
     ) -> Result<HubStream<T>> {
         let commands = self.commands()?;
-        let (arguments, uploads) = self.prepare(arguments)?;
-        let id = self.next_id();
-        let frame = self.encode(&HubMessage::StreamInvocation(StreamInvocation {
-            invocation_id: id.clone(),
-            target: method.to_owned(),
-            arguments,
-            stream_ids: Self::stream_ids(&uploads),
-            headers: vec![],
-        }))?;
+        let (id, frame, uploads) = self.write_call(4, true, method, arguments)?;
+        let id = id.expect("a stream invocation has an id");
         let (items_tx, items_rx) = mpsc::unbounded_channel();
         commands
             .send(Command::Stream {

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::error::ProtocolError;
 use super::message::{HubMessage, Payload};
+use super::msgpack::{CallHead, PREFIX_ROOM};
 use super::transports::TransferFormat;
 use super::{json, msgpack};
 
@@ -112,6 +113,108 @@ impl HubProtocol {
             HubProtocol::Json => json::parse_record(frame),
             HubProtocol::MessagePack => msgpack::parse_body(frame),
         }
+    }
+}
+
+/// An invocation written straight into its frame as the caller's arguments are serialized,
+/// without building a [`HubMessage`] or a [`Payload`] per argument first.
+///
+/// The arguments come first, because the invocation id is only taken once the upload streams
+/// among them have taken theirs; [`CallWriter::finish`] then moves them behind the message's
+/// head.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct CallWriter {
+    protocol: HubProtocol,
+    out: Vec<u8>,
+    /// Where the arguments start (after the room for a MessagePack length prefix).
+    start: usize,
+    arguments: usize,
+}
+
+impl CallWriter {
+    pub(crate) fn new(protocol: HubProtocol) -> Self {
+        let mut out = Vec::with_capacity(96);
+        if protocol == HubProtocol::MessagePack {
+            out.extend_from_slice(&[0; PREFIX_ROOM]);
+        }
+        CallWriter {
+            protocol,
+            start: out.len(),
+            out,
+            arguments: 0,
+        }
+    }
+
+    /// The protocol the frame is written in.
+    pub fn protocol(&self) -> HubProtocol {
+        self.protocol
+    }
+
+    /// Serializes one argument into the frame.
+    pub fn value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ProtocolError> {
+        let encoded = match self.protocol {
+            HubProtocol::Json => {
+                json::write_argument_separator(&mut self.out, self.arguments);
+                serde_json::to_writer(&mut self.out, value)
+                    .map_err(|e| ProtocolError::Encode(e.to_string()))
+            }
+            HubProtocol::MessagePack => msgpack::write_serialized(value, &mut self.out),
+        };
+        self.arguments += 1;
+        encoded
+    }
+
+    /// Writes one argument that is already a payload.
+    pub fn payload(&mut self, payload: &Payload) -> Result<(), ProtocolError> {
+        let written = match self.protocol {
+            HubProtocol::Json => {
+                json::write_argument_separator(&mut self.out, self.arguments);
+                json::write_payload(&mut self.out, payload)
+            }
+            HubProtocol::MessagePack => msgpack::write_payload(&mut self.out, payload),
+        };
+        self.arguments += 1;
+        written
+    }
+
+    /// The frame of an invocation (`ty` 1) or stream invocation (`ty` 4) of `target` with the
+    /// arguments written so far.
+    pub(crate) fn finish(
+        mut self,
+        ty: u8,
+        invocation_id: Option<&str>,
+        target: &str,
+        stream_ids: Option<&[String]>,
+    ) -> Bytes {
+        let arguments_end = self.out.len();
+        match self.protocol {
+            HubProtocol::Json => json::write_call_head(&mut self.out, ty, invocation_id, target),
+            HubProtocol::MessagePack => {
+                let head = CallHead {
+                    ty,
+                    headers: &Vec::new(),
+                    invocation_id,
+                    target,
+                    has_stream_ids: stream_ids.is_some(),
+                    arguments: self.arguments,
+                };
+                msgpack::write_call_head(&mut self.out, &head);
+            }
+        }
+        let head = self.out.len() - arguments_end;
+        self.out[self.start..].rotate_right(head);
+        match self.protocol {
+            HubProtocol::Json => json::write_call_tail(&mut self.out, stream_ids, &Vec::new()),
+            HubProtocol::MessagePack => {
+                msgpack::write_call_tail(&mut self.out, stream_ids);
+                let unused = msgpack::fill_length_prefix(&mut self.out, 0);
+                let mut frame = Bytes::from(self.out);
+                frame.advance(unused);
+                return frame;
+            }
+        }
+        Bytes::from(self.out)
     }
 }
 
@@ -228,6 +331,70 @@ impl MessageDecoder {
         ProtocolError::MessageTooLarge {
             size,
             max: self.max_message_size,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Invocation, StreamInvocation, Value};
+
+    #[test]
+    fn call_writer_frames_match_write_message() {
+        let long = "x".repeat(300);
+        for protocol in [HubProtocol::Json, HubProtocol::MessagePack] {
+            for (id, stream_ids) in [
+                (None, None),
+                (Some("7"), None),
+                (Some("12"), Some(vec!["10".to_owned(), "11".to_owned()])),
+            ] {
+                for arguments in [vec![], vec!["a"], vec!["a", long.as_str()]] {
+                    let mut call = CallWriter::new(protocol);
+                    for (i, argument) in arguments.iter().enumerate() {
+                        if i == 0 {
+                            call.value(argument).unwrap();
+                        } else {
+                            call.payload(&Payload::Value(Value::from(*argument)))
+                                .unwrap();
+                        }
+                    }
+                    let payloads: Vec<Payload> = arguments
+                        .iter()
+                        .map(|a| protocol.payload(a).unwrap())
+                        .collect();
+                    for ty in [1, 4] {
+                        if ty == 4 && id.is_none() {
+                            continue;
+                        }
+                        let frame = CallWriter {
+                            out: call.out.clone(),
+                            ..call
+                        }
+                        .finish(ty, id, "Echo", stream_ids.as_deref());
+                        let message = if ty == 1 {
+                            HubMessage::Invocation(Invocation {
+                                invocation_id: id.map(str::to_owned),
+                                target: "Echo".into(),
+                                arguments: payloads.clone(),
+                                stream_ids: stream_ids.clone(),
+                                headers: vec![],
+                            })
+                        } else {
+                            HubMessage::StreamInvocation(StreamInvocation {
+                                invocation_id: id.unwrap().to_owned(),
+                                target: "Echo".into(),
+                                arguments: payloads.clone(),
+                                stream_ids: stream_ids.clone(),
+                                headers: vec![],
+                            })
+                        };
+                        let mut expected = Vec::new();
+                        protocol.write_message(&message, &mut expected).unwrap();
+                        assert_eq!(&frame[..], &expected[..], "{protocol:?} {ty} {id:?}");
+                    }
+                }
+            }
         }
     }
 }

@@ -18,20 +18,80 @@ pub const RECORD_SEPARATOR: u8 = 0x1e;
 
 /// Writes one message followed by the record separator.
 pub fn write_message(message: &HubMessage, out: &mut Vec<u8>) -> Result<(), ProtocolError> {
+    let (ty, id, target, arguments, stream_ids, headers) = match message {
+        HubMessage::Invocation(m) => (
+            1,
+            m.invocation_id.as_deref(),
+            &m.target,
+            &m.arguments,
+            &m.stream_ids,
+            &m.headers,
+        ),
+        HubMessage::StreamInvocation(m) => (
+            4,
+            Some(m.invocation_id.as_str()),
+            &m.target,
+            &m.arguments,
+            &m.stream_ids,
+            &m.headers,
+        ),
+        _ => return write_other(message, out),
+    };
+    write_call_head(out, ty, id, target);
+    for (i, arg) in arguments.iter().enumerate() {
+        write_argument_separator(out, i);
+        write_payload(out, arg)?;
+    }
+    write_call_tail(out, stream_ids.as_deref(), headers);
+    Ok(())
+}
+
+/// An invocation (type 1) or stream invocation (type 4) up to its first argument.
+pub(crate) fn write_call_head(
+    out: &mut Vec<u8>,
+    ty: u8,
+    invocation_id: Option<&str>,
+    target: &str,
+) {
+    out.extend_from_slice(b"{\"type\":");
+    out.extend_from_slice(itoa_u8(ty).as_bytes());
+    if let Some(id) = invocation_id {
+        write_field_str(out, "invocationId", id);
+    }
+    write_field_str(out, "target", target);
+    out.extend_from_slice(b",\"arguments\":[");
+}
+
+/// What goes before argument `index` of an invocation.
+pub(crate) fn write_argument_separator(out: &mut Vec<u8>, index: usize) {
+    if index > 0 {
+        out.push(b',');
+    }
+}
+
+/// An invocation after its last argument, record separator included.
+pub(crate) fn write_call_tail(out: &mut Vec<u8>, stream_ids: Option<&[String]>, headers: &Headers) {
+    out.push(b']');
+    if let Some(ids) = stream_ids {
+        out.extend_from_slice(b",\"streamIds\":[");
+        for (i, id) in ids.iter().enumerate() {
+            write_argument_separator(out, i);
+            write_str(out, id);
+        }
+        out.push(b']');
+    }
+    write_headers(out, headers);
+    out.push(b'}');
+    out.push(RECORD_SEPARATOR);
+}
+
+/// Writes a message other than an invocation.
+fn write_other(message: &HubMessage, out: &mut Vec<u8>) -> Result<(), ProtocolError> {
     out.extend_from_slice(b"{\"type\":");
     out.extend_from_slice(itoa_u8(message.type_id()).as_bytes());
     match message {
-        HubMessage::Invocation(m) => {
-            if let Some(id) = &m.invocation_id {
-                write_field_str(out, "invocationId", id);
-            }
-            write_call(out, &m.target, &m.arguments, &m.stream_ids)?;
-            write_headers(out, &m.headers);
-        }
-        HubMessage::StreamInvocation(m) => {
-            write_field_str(out, "invocationId", &m.invocation_id);
-            write_call(out, &m.target, &m.arguments, &m.stream_ids)?;
-            write_headers(out, &m.headers);
+        HubMessage::Invocation(_) | HubMessage::StreamInvocation(_) => {
+            unreachable!("written by write_message")
         }
         HubMessage::StreamItem(m) => {
             write_field_str(out, "invocationId", &m.invocation_id);
@@ -88,34 +148,6 @@ fn write_field_str(out: &mut Vec<u8>, name: &str, value: &str) {
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b"\":");
     write_str(out, value);
-}
-
-fn write_call(
-    out: &mut Vec<u8>,
-    target: &str,
-    arguments: &[Payload],
-    stream_ids: &Option<Vec<String>>,
-) -> Result<(), ProtocolError> {
-    write_field_str(out, "target", target);
-    out.extend_from_slice(b",\"arguments\":[");
-    for (i, arg) in arguments.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_payload(out, arg)?;
-    }
-    out.push(b']');
-    if let Some(ids) = stream_ids {
-        out.extend_from_slice(b",\"streamIds\":[");
-        for (i, id) in ids.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            write_str(out, id);
-        }
-        out.push(b']');
-    }
-    Ok(())
 }
 
 fn write_headers(out: &mut Vec<u8>, headers: &Headers) {

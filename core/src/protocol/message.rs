@@ -45,9 +45,7 @@ impl Payload {
     /// the .NET and JavaScript servers expect).
     pub fn messagepack<T: Serialize + ?Sized>(value: &T) -> Result<Payload, ProtocolError> {
         let mut out = Vec::new();
-        value
-            .serialize(&mut rmp_serde::Serializer::new(&mut out).with_struct_map())
-            .map_err(|e| ProtocolError::Encode(e.to_string()))?;
+        msgpack::write_serialized(value, &mut out)?;
         Ok(Payload::MessagePack(out.into()))
     }
 

@@ -21,16 +21,35 @@ const MAX_PREFIXED_LENGTH: u64 = 0x7fff_ffff;
 
 /// Appends the VarInt length prefix for a body of `len` bytes.
 pub fn write_length_prefix(len: usize, out: &mut Vec<u8>) {
+    let (prefix, size) = length_prefix(len);
+    out.extend_from_slice(&prefix[..size]);
+}
+
+/// The VarInt length prefix for a body of `len` bytes, and how many of the bytes it takes.
+fn length_prefix(len: usize) -> ([u8; PREFIX_ROOM], usize) {
+    let mut prefix = [0; PREFIX_ROOM];
     let mut n = len;
-    loop {
-        let byte = (n & 0x7f) as u8;
+    for (i, byte) in prefix.iter_mut().enumerate() {
+        *byte = (n & 0x7f) as u8;
         n >>= 7;
         if n == 0 {
-            out.push(byte);
-            return;
+            return (prefix, i + 1);
         }
-        out.push(byte | 0x80);
+        *byte |= 0x80;
     }
+    unreachable!("bodies are shorter than 2^35 bytes")
+}
+
+/// The room a writer leaves before a body for its length prefix: the longest prefix.
+pub(crate) const PREFIX_ROOM: usize = 5;
+
+/// Writes the length prefix of the body that follows the [`PREFIX_ROOM`] bytes left at
+/// `start` of `out`, right before the body, and returns how many bytes before it are unused.
+pub(crate) fn fill_length_prefix(out: &mut [u8], start: usize) -> usize {
+    let (prefix, size) = length_prefix(out.len() - start - PREFIX_ROOM);
+    let unused = PREFIX_ROOM - size;
+    out[start + unused..start + PREFIX_ROOM].copy_from_slice(&prefix[..size]);
+    unused
 }
 
 /// Reads a VarInt length prefix from the start of `buf`.
@@ -54,10 +73,14 @@ pub fn read_length_prefix(buf: &[u8]) -> Result<Option<(usize, usize)>, Protocol
 
 /// Writes one message with its length prefix.
 pub fn write_message(message: &HubMessage, out: &mut Vec<u8>) -> Result<(), ProtocolError> {
-    let mut body = Vec::with_capacity(64);
-    write_body(message, &mut body)?;
-    write_length_prefix(body.len(), out);
-    out.extend_from_slice(&body);
+    let start = out.len();
+    out.extend_from_slice(&[0; PREFIX_ROOM]);
+    if let Err(e) = write_body(message, out) {
+        out.truncate(start);
+        return Err(e);
+    }
+    let unused = fill_length_prefix(out, start);
+    out.drain(start..start + unused);
     Ok(())
 }
 
@@ -150,25 +173,55 @@ fn write_call(
     arguments: &[Payload],
     stream_ids: &Option<Vec<String>>,
 ) -> Result<(), ProtocolError> {
-    array_len(out, if stream_ids.is_some() { 6 } else { 5 });
-    uint(out, ty.into());
-    write_headers(out, headers);
-    match invocation_id {
-        Some(id) => str(out, id),
-        None => nil(out),
-    }
-    str(out, target);
-    array_len(out, arguments.len());
+    let call = CallHead {
+        ty,
+        headers,
+        invocation_id,
+        target,
+        has_stream_ids: stream_ids.is_some(),
+        arguments: arguments.len(),
+    };
+    write_call_head(out, &call);
     for arg in arguments {
         write_payload(out, arg)?;
     }
+    write_call_tail(out, stream_ids.as_deref());
+    Ok(())
+}
+
+/// What an invocation (type 1) or stream invocation (type 4) holds before its arguments.
+pub(crate) struct CallHead<'a> {
+    pub ty: u8,
+    pub headers: &'a Headers,
+    pub invocation_id: Option<&'a str>,
+    pub target: &'a str,
+    /// Whether the stream ids follow the arguments (a sixth element).
+    pub has_stream_ids: bool,
+    /// How many arguments follow.
+    pub arguments: usize,
+}
+
+/// An invocation up to its first argument.
+pub(crate) fn write_call_head(out: &mut Vec<u8>, call: &CallHead) {
+    array_len(out, if call.has_stream_ids { 6 } else { 5 });
+    uint(out, call.ty.into());
+    write_headers(out, call.headers);
+    match call.invocation_id {
+        Some(id) => str(out, id),
+        None => nil(out),
+    }
+    str(out, call.target);
+    array_len(out, call.arguments);
+}
+
+/// An invocation after its last argument.
+pub(crate) fn write_call_tail(out: &mut Vec<u8>, stream_ids: Option<&[String]>) {
     if let Some(ids) = stream_ids {
         array_len(out, ids.len());
         for id in ids {
             str(out, id);
         }
     }
-    Ok(())
 }
 
 fn write_headers(out: &mut Vec<u8>, headers: &Headers) {
@@ -193,6 +246,17 @@ fn str(out: &mut Vec<u8>, s: &str) {
 
 fn nil(out: &mut Vec<u8>) {
     rmp::encode::write_nil(out).expect("Vec write");
+}
+
+/// Serializes a caller's value (structs as maps with their field names, like the .NET and
+/// JavaScript servers expect).
+pub(crate) fn write_serialized<T: serde::Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), ProtocolError> {
+    value
+        .serialize(&mut rmp_serde::Serializer::new(out).with_struct_map())
+        .map_err(|e| ProtocolError::Encode(e.to_string()))
 }
 
 /// Writes a payload as MessagePack, transcoding it when it was encoded for the other protocol.
