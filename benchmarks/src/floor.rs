@@ -80,8 +80,10 @@ async fn connect(hub_url: &str, protocol: HubProtocol) -> Result<Ws, String> {
     };
     let mut url = answer.connect_url(&hub);
     url.set_scheme("ws").map_err(|()| "ws scheme")?;
-    // As hublink's transport: no Nagle, large messages allowed.
+    // As hublink's transport (core/src/transport/websocket.rs): no Nagle, large messages
+    // allowed, a 16 KiB read buffer.
     let config = WebSocketConfig::default()
+        .read_buffer_size(16 * 1024)
         .max_message_size(Some(1 << 30))
         .max_frame_size(Some(1 << 30));
     let (mut ws, _) =

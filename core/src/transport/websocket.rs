@@ -88,7 +88,10 @@ async fn connect(request: ConnectRequest) -> Result<TransportLink> {
         .headers_mut()
         .extend(request.http.upgrade_headers(&url, token));
 
+    // tungstenite zero-fills the free part of its read buffer (128 KiB by default) before
+    // every read: a smaller one costs less per read and still holds many hub messages.
     let config = WebSocketConfig::default()
+        .read_buffer_size(16 * 1024)
         .max_message_size(Some(MAX_MESSAGE_SIZE))
         .max_frame_size(Some(MAX_MESSAGE_SIZE));
     let open = tokio_tungstenite::connect_async_with_config(upgrade, Some(config), true);
