@@ -188,7 +188,8 @@ pub fn read_value(text: &[u8]) -> Result<Value, ProtocolError> {
     serde_json::from_slice(text).map_err(|e| ProtocolError::Payload(e.to_string()))
 }
 
-/// The fields of any JSON hub message, borrowed from the received text and read in one pass.
+/// The fields of any JSON hub message, each the raw JSON text of its value, borrowed from the
+/// received record, which is read once.
 ///
 /// Scalars stay raw until the message type is known, so a field of the wrong type gets the
 /// official client's error for that message type rather than a generic one. A `null` field
@@ -196,20 +197,50 @@ pub fn read_value(text: &[u8]) -> Result<Value, ProtocolError> {
 /// completion.
 #[derive(Default)]
 struct WireMessage<'a> {
-    message_type: Option<&'a RawValue>,
-    invocation_id: Option<&'a RawValue>,
-    target: Option<&'a RawValue>,
+    message_type: Option<&'a str>,
+    invocation_id: Option<&'a str>,
+    target: Option<&'a str>,
     arguments: Option<Vec<Payload>>,
-    stream_ids: Option<&'a RawValue>,
-    item: Option<&'a RawValue>,
-    result: Option<&'a RawValue>,
-    error: Option<&'a RawValue>,
-    headers: Option<&'a RawValue>,
-    allow_reconnect: Option<&'a RawValue>,
-    sequence_id: Option<&'a RawValue>,
+    stream_ids: Option<&'a str>,
+    item: Option<&'a str>,
+    result: Option<&'a str>,
+    error: Option<&'a str>,
+    headers: Option<&'a str>,
+    allow_reconnect: Option<&'a str>,
+    sequence_id: Option<&'a str>,
+    /// The fields read so far, one bit per [`Field`], to refuse duplicates.
+    seen: u16,
 }
 
-#[derive(Clone, Copy)]
+impl<'a> WireMessage<'a> {
+    /// Marks `field` as read; `false` if it already was.
+    fn first(&mut self, field: Field) -> bool {
+        let bit = 1 << field as u16;
+        let first = self.seen & bit == 0;
+        self.seen |= bit;
+        first
+    }
+
+    /// Stores the raw value of a field other than `arguments`.
+    fn set(&mut self, field: Field, raw: &'a str) {
+        let value = (raw != "null").then_some(raw);
+        match field {
+            Field::Type => self.message_type = value,
+            Field::InvocationId => self.invocation_id = value,
+            Field::Target => self.target = value,
+            Field::StreamIds => self.stream_ids = value,
+            Field::Item => self.item = Some(raw),
+            Field::Result => self.result = Some(raw),
+            Field::Error => self.error = value,
+            Field::Headers => self.headers = value,
+            Field::AllowReconnect => self.allow_reconnect = value,
+            Field::SequenceId => self.sequence_id = value,
+            Field::Arguments | Field::Other => {}
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Field {
     Type,
     InvocationId,
@@ -225,6 +256,25 @@ enum Field {
     Other,
 }
 
+impl Field {
+    fn from_name(name: &str) -> Field {
+        match name {
+            "type" => Field::Type,
+            "invocationId" => Field::InvocationId,
+            "target" => Field::Target,
+            "arguments" => Field::Arguments,
+            "streamIds" => Field::StreamIds,
+            "item" => Field::Item,
+            "result" => Field::Result,
+            "error" => Field::Error,
+            "headers" => Field::Headers,
+            "allowReconnect" => Field::AllowReconnect,
+            "sequenceId" => Field::SequenceId,
+            _ => Field::Other,
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for Field {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct FieldVisitor;
@@ -234,20 +284,7 @@ impl<'de> Deserialize<'de> for Field {
                 f.write_str("a field name")
             }
             fn visit_str<E>(self, name: &str) -> Result<Field, E> {
-                Ok(match name {
-                    "type" => Field::Type,
-                    "invocationId" => Field::InvocationId,
-                    "target" => Field::Target,
-                    "arguments" => Field::Arguments,
-                    "streamIds" => Field::StreamIds,
-                    "item" => Field::Item,
-                    "result" => Field::Result,
-                    "error" => Field::Error,
-                    "headers" => Field::Headers,
-                    "allowReconnect" => Field::AllowReconnect,
-                    "sequenceId" => Field::SequenceId,
-                    _ => Field::Other,
-                })
+                Ok(Field::from_name(name))
             }
         }
         d.deserialize_identifier(FieldVisitor)
@@ -268,34 +305,20 @@ impl<'de> Visitor<'de> for WireVisitor<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WireMessage<'de>, A::Error> {
         let mut wire = WireMessage::default();
-        let mut seen = 0u16;
         while let Some(field) = map.next_key::<Field>()? {
-            if let Field::Other = field {
+            if field == Field::Other {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             }
-            let bit = 1 << field as u16;
-            if seen & bit != 0 {
+            if !wire.first(field) {
                 return Err(de::Error::custom("duplicate field"));
             }
-            seen |= bit;
-            match field {
-                Field::Type => wire.message_type = map.next_value()?,
-                Field::InvocationId => wire.invocation_id = map.next_value()?,
-                Field::Target => wire.target = map.next_value()?,
-                Field::Arguments => {
-                    wire.arguments = map.next_value_seed(Arguments {
-                        record: self.record,
-                    })?
-                }
-                Field::StreamIds => wire.stream_ids = map.next_value()?,
-                Field::Item => wire.item = Some(map.next_value()?),
-                Field::Result => wire.result = Some(map.next_value()?),
-                Field::Error => wire.error = map.next_value()?,
-                Field::Headers => wire.headers = map.next_value()?,
-                Field::AllowReconnect => wire.allow_reconnect = map.next_value()?,
-                Field::SequenceId => wire.sequence_id = map.next_value()?,
-                Field::Other => unreachable!("skipped above"),
+            if field == Field::Arguments {
+                wire.arguments = map.next_value_seed(Arguments {
+                    record: self.record,
+                })?;
+            } else {
+                wire.set(field, map.next_value::<&RawValue>()?.get());
             }
         }
         Ok(wire)
@@ -345,12 +368,121 @@ impl<'de> Visitor<'de> for Arguments<'_> {
     }
 }
 
+/// Reads the common shape of a record without serde's machinery: an object whose keys have
+/// no escapes, whose scalar values are escape-free strings, integers or literals, and whose
+/// other values serde_json checks one by one. `None` when the record is anything else, valid
+/// or not: the serde path then decides, with its own errors. When it returns a message, it is
+/// the one the serde path would return.
+fn scan<'a>(text: &'a str, record: &Bytes) -> Option<WireMessage<'a>> {
+    let b = text.as_bytes();
+    let mut wire = WireMessage::default();
+    let mut i = skip_whitespace(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = skip_whitespace(b, i + 1);
+    if b.get(i) == Some(&b'}') {
+        i += 1;
+    } else {
+        loop {
+            if b.get(i) != Some(&b'"') {
+                return None;
+            }
+            let key_end = i + 1 + plain_string_len(&b[i + 1..])?;
+            let field = Field::from_name(&text[i + 1..key_end]);
+            i = skip_whitespace(b, key_end + 1);
+            if b.get(i) != Some(&b':') {
+                return None;
+            }
+            i = skip_whitespace(b, i + 1);
+            let raw = scan_value(text, i)?;
+            i = skip_whitespace(b, i + raw.len());
+            if field != Field::Other && !wire.first(field) {
+                return None;
+            }
+            if field == Field::Arguments {
+                wire.arguments = if raw == "null" {
+                    None
+                } else {
+                    let mut d = serde_json::Deserializer::from_str(raw);
+                    Some(Arguments { record }.visit_some(&mut d).ok()??)
+                };
+            } else {
+                wire.set(field, raw);
+            }
+            match b.get(i) {
+                Some(b',') => i = skip_whitespace(b, i + 1),
+                Some(b'}') => {
+                    i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    (skip_whitespace(b, i) == b.len()).then_some(wire)
+}
+
+/// The raw text of the JSON value that starts at `i`, `None` if it is not valid JSON.
+fn scan_value(text: &str, i: usize) -> Option<&str> {
+    let b = text.as_bytes();
+    let len = match *b.get(i)? {
+        b'"' => match plain_string_len(&b[i + 1..]) {
+            Some(len) => len + 2,
+            None => return checked_value(text, i),
+        },
+        b'-' | b'0'..=b'9' => {
+            let digits_at = i + usize::from(b[i] == b'-');
+            let digits = b[digits_at..]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .count();
+            let end = digits_at + digits;
+            if digits == 0 || (digits > 1 && b[digits_at] == b'0') {
+                return None;
+            }
+            if matches!(b.get(end), Some(b'.' | b'e' | b'E')) {
+                return checked_value(text, i);
+            }
+            end - i
+        }
+        b't' if b[i..].starts_with(b"true") => 4,
+        b'f' if b[i..].starts_with(b"false") => 5,
+        b'n' if b[i..].starts_with(b"null") => 4,
+        b'[' | b'{' => return checked_value(text, i),
+        _ => return None,
+    };
+    Some(&text[i..i + len])
+}
+
+/// The raw text of the JSON value that starts at `i`, as serde_json reads it (without a
+/// nesting limit, as for any raw value).
+fn checked_value(text: &str, i: usize) -> Option<&str> {
+    let mut d = serde_json::Deserializer::from_str(&text[i..]);
+    <&RawValue>::deserialize(&mut d).ok().map(RawValue::get)
+}
+
+/// The length of a string's text up to its closing quote, `None` if it has an escape or a
+/// control character before it.
+fn plain_string_len(b: &[u8]) -> Option<usize> {
+    let end = b
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+    (b[end] == b'"').then_some(end)
+}
+
+fn skip_whitespace(b: &[u8], mut i: usize) -> usize {
+    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        i += 1;
+    }
+    i
+}
+
 /// A raw JSON string's text, `None` when the value is not a string.
-fn string(raw: &RawValue) -> Option<Cow<'_, str>> {
-    let text = raw.get();
-    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+fn string(raw: &str) -> Option<Cow<'_, str>> {
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
     if inner.contains('\\') {
-        return serde_json::from_str(text).ok().map(Cow::Owned);
+        return serde_json::from_str(raw).ok().map(Cow::Owned);
     }
     // serde_json checked the raw string: without escapes, its text is its value.
     Some(Cow::Borrowed(inner))
@@ -358,18 +490,17 @@ fn string(raw: &RawValue) -> Option<Cow<'_, str>> {
 
 /// A raw JSON number read as `u64`, `None` for any other value (negative, fraction, exponent,
 /// too large), as `serde_json::from_str::<u64>` would.
-fn unsigned(raw: &RawValue) -> Option<u64> {
-    let text = raw.get();
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+fn unsigned(raw: &str) -> Option<u64> {
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    text.parse().ok()
+    raw.parse().ok()
 }
 
 /// A raw field read by `read`, `Some(None)` when absent and `None` when it has another type.
 fn field<'a, T>(
-    raw: Option<&'a RawValue>,
-    read: impl FnOnce(&'a RawValue) -> Option<T>,
+    raw: Option<&'a str>,
+    read: impl FnOnce(&'a str) -> Option<T>,
 ) -> Option<Option<T>> {
     match raw {
         None => Some(None),
@@ -377,15 +508,15 @@ fn field<'a, T>(
     }
 }
 
-fn boolean(raw: &RawValue) -> Option<bool> {
-    match raw.get() {
+fn boolean(raw: &str) -> Option<bool> {
+    match raw {
         "true" => Some(true),
         "false" => Some(false),
         _ => None,
     }
 }
 
-fn ordered_headers(raw: Option<&RawValue>) -> Option<Headers> {
+fn ordered_headers(raw: Option<&str>) -> Option<Headers> {
     struct OrderedHeaders(Headers);
     impl<'de> Deserialize<'de> for OrderedHeaders {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -411,7 +542,7 @@ fn ordered_headers(raw: Option<&RawValue>) -> Option<Headers> {
     }
     match raw {
         None => Some(Headers::new()),
-        Some(raw) => serde_json::from_str::<OrderedHeaders>(raw.get())
+        Some(raw) => serde_json::from_str::<OrderedHeaders>(raw)
             .ok()
             .map(|h| h.0),
     }
@@ -430,18 +561,23 @@ pub fn parse_record(record: &Bytes) -> Result<Option<HubMessage>, ProtocolError>
     // whole record first (parsing from the checked text keeps the payload slices in place).
     let text = std::str::from_utf8(record)
         .map_err(|_| ProtocolError::invalid("Invalid payload: the message is not valid UTF-8."))?;
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    let wire = deserializer
-        .deserialize_map(WireVisitor { record })
-        .and_then(|wire| deserializer.end().map(|()| wire))
-        .map_err(|e| {
-            ProtocolError::invalid(if e.is_data() {
-                "Invalid payload.".to_owned()
-            } else {
-                format!("Invalid payload: {e}.")
-            })
-        })?;
-    let payload = |raw: &RawValue| Payload::Json(record.slice_ref(raw.get().as_bytes()));
+    let wire = match scan(text, record) {
+        Some(wire) => wire,
+        None => {
+            let mut deserializer = serde_json::Deserializer::from_str(text);
+            deserializer
+                .deserialize_map(WireVisitor { record })
+                .and_then(|wire| deserializer.end().map(|()| wire))
+                .map_err(|e| {
+                    ProtocolError::invalid(if e.is_data() {
+                        "Invalid payload.".to_owned()
+                    } else {
+                        format!("Invalid payload: {e}.")
+                    })
+                })?
+        }
+    };
+    let payload = |raw: &str| Payload::Json(record.slice_ref(raw.as_bytes()));
     let message_type = wire
         .message_type
         .and_then(unsigned)
@@ -459,7 +595,7 @@ pub fn parse_record(record: &Bytes) -> Result<Option<HubMessage>, ProtocolError>
         _ => return Ok(None),
     };
     let invalid = || invalid_for(kind);
-    let non_empty = |raw: Option<&RawValue>| -> Result<Option<String>, ProtocolError> {
+    let non_empty = |raw: Option<&str>| -> Result<Option<String>, ProtocolError> {
         match field(raw, string).ok_or_else(invalid)? {
             Some(s) if s.is_empty() => Err(invalid()),
             other => Ok(other.map(Cow::into_owned)),
@@ -478,7 +614,7 @@ pub fn parse_record(record: &Bytes) -> Result<Option<HubMessage>, ProtocolError>
             let target = non_empty(wire.target)?.ok_or_else(invalid)?;
             let arguments = wire.arguments.ok_or_else(invalid)?;
             let stream_ids = field(wire.stream_ids, |raw| {
-                serde_json::from_str::<Vec<String>>(raw.get()).ok()
+                serde_json::from_str::<Vec<String>>(raw).ok()
             })
             .ok_or_else(invalid)?;
             if message_type == 1 {
@@ -547,9 +683,6 @@ fn invalid_for(kind: &str) -> ProtocolError {
 
 /// JavaScript truthiness of a JSON value, which the official client uses to reject a
 /// Completion that carries both a result and an error.
-fn is_truthy(raw: &RawValue) -> bool {
-    !matches!(
-        raw.get().trim(),
-        "null" | "false" | "0" | "\"\"" | "-0" | "0.0"
-    )
+fn is_truthy(raw: &str) -> bool {
+    !matches!(raw.trim(), "null" | "false" | "0" | "\"\"" | "-0" | "0.0")
 }
