@@ -126,7 +126,11 @@ impl HubConnection {
     ) -> Result<(Option<String>, Bytes, Vec<Upload>)> {
         let mut call = CallWriter::new(self.protocol());
         let streams = arguments.write_arguments(&mut call)?;
-        let uploads: Vec<Upload> = streams.into_iter().map(|s| (self.next_id(), s)).collect();
+        let uploads: Vec<Upload> = if streams.is_empty() {
+            Vec::new()
+        } else {
+            streams.into_iter().map(|s| (self.next_id(), s)).collect()
+        };
         let id = blocking.then(|| self.next_id());
         let stream_ids = Self::stream_ids(&uploads);
         let frame = call.finish(ty, id.as_deref(), method, stream_ids.as_deref());

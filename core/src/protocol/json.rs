@@ -140,7 +140,16 @@ fn itoa_u8(n: u8) -> &'static str {
 }
 
 fn write_str(out: &mut Vec<u8>, s: &str) {
-    serde_json::to_writer(&mut *out, s).expect("writing a string to a Vec cannot fail");
+    // serde_json escapes only quotes, backslashes and control characters; ids and method
+    // names rarely hold any.
+    if s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        serde_json::to_writer(&mut *out, s).expect("writing a string to a Vec cannot fail");
+    } else {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    }
 }
 
 fn write_field_str(out: &mut Vec<u8>, name: &str, value: &str) {
@@ -685,4 +694,28 @@ fn invalid_for(kind: &str) -> ProtocolError {
 /// Completion that carries both a result and an error.
 fn is_truthy(raw: &str) -> bool {
     !matches!(raw.trim(), "null" | "false" | "0" | "\"\"" | "-0" | "0.0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them() {
+        for s in [
+            "",
+            "Echo",
+            "12",
+            "é ü \u{7f}",
+            "a\"b",
+            "a\\b",
+            "\n",
+            "\u{1}x",
+            "\u{1f}",
+        ] {
+            let mut out = Vec::new();
+            write_str(&mut out, s);
+            assert_eq!(out, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
+    }
 }
