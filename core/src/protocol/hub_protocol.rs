@@ -12,6 +12,11 @@ use super::{json, msgpack};
 /// The default largest hub message accepted from a peer (1 MiB).
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 1024 * 1024;
 
+/// The smallest allocation of a decoder's buffer. Decoded payloads are slices of it, so while
+/// one is alive the buffer cannot be reused: pushes then append to what is left of a chunk
+/// this size instead of allocating anew for every transport message.
+const DECODER_CHUNK: usize = 8 * 1024;
+
 /// A hub protocol: how hub messages become bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HubProtocol {
@@ -78,7 +83,7 @@ impl HubProtocol {
     pub fn decoder(self, max_message_size: usize) -> MessageDecoder {
         MessageDecoder {
             protocol: self,
-            buffer: BytesMut::new(),
+            buffer: BytesMut::with_capacity(DECODER_CHUNK),
             scanned: 0,
             max_message_size,
         }
