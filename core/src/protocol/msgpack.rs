@@ -241,6 +241,13 @@ fn uint(out: &mut Vec<u8>, n: u64) {
 }
 
 fn str(out: &mut Vec<u8>, s: &str) {
+    // The common case by hand: rmp's generic writer costs more than the copy of a short id.
+    if s.len() < 32 {
+        out.reserve(1 + s.len());
+        out.push(0xa0 | s.len() as u8);
+        out.extend_from_slice(s.as_bytes());
+        return;
+    }
     rmp::encode::write_str(out, s).expect("Vec write");
 }
 
@@ -631,6 +638,11 @@ impl<'a> Reader<'a> {
     }
 
     fn uint(&mut self) -> Result<u64, ProtocolError> {
+        // Message types and completion kinds: a positive fixint.
+        if let Some(&byte) = self.buf.get(self.pos).filter(|&&b| b < 0x80) {
+            self.pos += 1;
+            return Ok(byte.into());
+        }
         match self.int()? {
             Value::Int(n) if n >= 0 => Ok(n as u64),
             Value::UInt(n) => Ok(n),
