@@ -15,22 +15,19 @@
 //! | `HUBLINK_SOAK_MESSAGES` | 7 000 | hub messages exchanged per run, both directions (at least) |
 //! | `HUBLINK_SOAK_SEED` | 1 | `drop_seed` of the fault |
 //!
-//! The CI run is `cargo test -p hublink --test soak` (a few seconds in debug). The full run
-//! (the stateful soak is `#[ignore]`d until the client bugs below are fixed, hence
-//! `--include-ignored`):
+//! The CI run is `cargo test -p hublink --test soak` (a few seconds in debug). The full run:
 //!
 //! ```sh
 //! HUBLINK_SOAK_DROPS=1000 HUBLINK_SOAK_MESSAGES=100000 \
-//!   cargo test --release -p hublink --test soak -- --include-ignored --nocapture
+//!   cargo test --release -p hublink --test soak -- --nocapture
 //! ```
 //!
-//! Client bugs found here are pinned by `#[ignore]`d tests (reduced reproductions at the end):
-//! with stateful reconnect a send or upload item fails when the WebSocket drops under its
-//! write (an upload then stops and its invocation hangs), and a drop during a resume re-sends a
-//! stale Sequence and replay; and a call made just as a driver ends can be lost in its command
-//! channel (it hangs; an upload task leaks): the automatic-reconnect soak below hits that one
-//! in a few percent of full runs. `tests/js-reference/faults.test.mjs` runs the official
-//! client under the same faults; the comparison is at its top.
+//! Client bugs found here stay as reduced reproductions at the end: with stateful reconnect a
+//! send or upload item failed when the WebSocket dropped under its write (an upload then
+//! stopped and its invocation hung), a drop during a resume re-sent a stale Sequence and
+//! replay, and a call made just as a driver ended could be lost in its command channel.
+//! `tests/js-reference/faults.test.mjs` runs the official client under the same faults; the
+//! comparison is at its top.
 //!
 //! Each test prints its figures (time, messages, drops seen by the client, reconnects,
 //! errors). The tests take a lock, so they never run at the same time. The test server runs
@@ -444,7 +441,6 @@ fn check_concat(got: &str, expected: &str, call: u64) {
 
 // scenario: ws.json.stateful.soak-random-drops
 #[test]
-#[ignore = "client bug: with stateful reconnect a send()/upload item fails when the WebSocket drops under its write (uploads then stop: the invocation hangs), and a drop during a resume re-sends the stale Sequence/replay (messages run twice or are lost); see the reduced tests below"]
 fn stateful_reconnect_delivers_everything_exactly_once_in_order_across_random_drops() {
     let _serial = serial();
     counting::init();
@@ -1013,7 +1009,6 @@ async fn stateful_under_drops(base_url: &str, mean: u64) -> (HubConnection, Arc<
 
 // scenario: ws.json.stateful.send-across-drop
 #[test]
-#[ignore = "client bug: with stateful reconnect, send() fails with Transport(\"WebSocket send failed: …\") when the WebSocket drops under its write, although the frame is replayed and delivered"]
 fn stateful_send_is_not_failed_by_a_transport_drop() {
     let _serial = serial();
     let server = Server::start(server_options());
@@ -1048,7 +1043,6 @@ fn stateful_send_is_not_failed_by_a_transport_drop() {
 
 // scenario: ws.json.stateful.upload-across-drop
 #[test]
-#[ignore = "client bug: with stateful reconnect, an upload stream stops for good when the WebSocket drops under one of its item writes; the server never gets the rest nor the completion, so the invocation hangs"]
 fn stateful_upload_survives_a_transport_drop() {
     let _serial = serial();
     let server = Server::start(server_options());
@@ -1071,7 +1065,6 @@ fn stateful_upload_survives_a_transport_drop() {
 
 // scenario: ws.json.stateful.drop-during-replay
 #[test]
-#[ignore = "client bug: a second drop while the client is still writing its Sequence and replay re-queues the stale Sequence and replayed frames behind the new ones; the server counts them as new messages (duplicates run twice, later messages dropped as duplicates: their invocations never complete)"]
 fn stateful_resume_interrupted_by_another_drop_keeps_exactly_once() {
     let _serial = serial();
     let server = Server::start(server_options());

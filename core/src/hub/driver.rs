@@ -47,10 +47,22 @@ pub(crate) struct DriverSettings {
     pub log_message_content: bool,
 }
 
-/// A frame waiting for the transport, and whether stateful reconnect must keep it.
+/// What a queued frame is, for stateful reconnect.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FrameKind {
+    /// A message of types 1–5: recorded in the replay buffer when handed to the transport.
+    Sequenced,
+    /// A Ping, Close or Ack: never replayed.
+    Control,
+    /// The Sequence and replayed frames of a resume: stale once the transport drops again,
+    /// because the next resume sends a new Sequence and replays them itself.
+    Resume,
+}
+
+/// A frame waiting for the transport.
 struct Queued {
     frame: OutgoingFrame,
-    sequenced: bool,
+    kind: FrameKind,
 }
 
 pub(crate) type InvokeReply = oneshot::Sender<Result<Option<Payload>>>;
@@ -156,7 +168,7 @@ impl Driver {
     fn enqueue(&mut self, data: Bytes, written: Option<oneshot::Sender<Result<()>>>) {
         self.queue.push_back(Queued {
             frame: OutgoingFrame { data, written },
-            sequenced: true,
+            kind: FrameKind::Sequenced,
         });
     }
 
@@ -168,7 +180,7 @@ impl Driver {
                 data,
                 written: None,
             },
-            sequenced: false,
+            kind: FrameKind::Control,
         });
     }
 
@@ -251,10 +263,8 @@ impl Driver {
                     Some(permit) => {
                         let queued = self.queue.pop_front().expect("queue not empty");
                         self.trace_frame("sent", &queued.frame.data);
-                        if let (Some(replay), true) = (self.replay.as_mut(), queued.sequenced) {
-                            replay.record(queued.frame.data.clone());
-                        }
-                        permit.send(queued.frame);
+                        let frame = record_for_replay(&mut self.replay, queued);
+                        permit.send(frame);
                         self.send_more_without_waiting();
                         self.keep_alive.on_sent(runtime::now_ms());
                         self.after_write()
@@ -291,10 +301,8 @@ impl Driver {
             if self.log_message_content {
                 trace!(direction = "sent", content = %String::from_utf8_lossy(&queued.frame.data).escape_debug(), "frame");
             }
-            if let (Some(replay), true) = (self.replay.as_mut(), queued.sequenced) {
-                replay.record(queued.frame.data.clone());
-            }
-            permit.send(queued.frame);
+            let frame = record_for_replay(&mut self.replay, queued);
+            permit.send(frame);
         }
     }
 
@@ -445,15 +453,20 @@ impl Driver {
         self.outgoing = Some(link.outgoing);
         self.decoder.clear();
         self.keep_alive.on_received(runtime::now_ms());
-        let pending: Vec<Queued> = self.queue.drain(..).collect();
-        self.enqueue_control(&sequence);
-        for data in frames {
+        // What is still queued from an interrupted resume is replaced by this one's Sequence
+        // and replay: sent again, the server would count it as new messages.
+        let pending: Vec<Queued> = self
+            .queue
+            .drain(..)
+            .filter(|queued| queued.kind != FrameKind::Resume)
+            .collect();
+        for data in std::iter::once(self.encode(&sequence)).chain(frames) {
             self.queue.push_back(Queued {
                 frame: OutgoingFrame {
                     data,
                     written: None,
                 },
-                sequenced: false,
+                kind: FrameKind::Resume,
             });
         }
         self.queue.extend(pending);
@@ -576,6 +589,21 @@ impl Driver {
             }
         }
     }
+}
+
+/// With stateful reconnect, keeps a sequenced frame for replay as it goes to the
+/// transport. Its sender is told at once that it is sent: from here on a dropped
+/// WebSocket no longer loses it (the resume replays it), so a failed write must not fail
+/// the caller (the official `MessageBuffer` ignores write errors the same way).
+fn record_for_replay(replay: &mut Option<ReplayBuffer>, queued: Queued) -> OutgoingFrame {
+    let mut frame = queued.frame;
+    if let (Some(replay), FrameKind::Sequenced) = (replay.as_mut(), queued.kind) {
+        replay.record(frame.data.clone());
+        if let Some(written) = frame.written.take() {
+            let _ = written.send(Ok(()));
+        }
+    }
+    frame
 }
 
 async fn reserve(
