@@ -107,7 +107,10 @@ impl ReplayBuffer {
     pub fn on_received(&mut self, message: &HubMessage) -> Inbound {
         match message {
             HubMessage::Sequence { sequence_id } => {
-                if *sequence_id > self.next_inbound_id {
+                // Against what was processed, not the id counted so far: after a replay that
+                // a second drop cut short, the peer rightly starts after our last Ack. (The
+                // official clients compare with the next id, and fail there.)
+                if *sequence_id > self.highest_processed + 1 {
                     return Inbound::Fail(SEQUENCE_TOO_HIGH.into());
                 }
                 self.next_inbound_id = *sequence_id;
@@ -193,6 +196,43 @@ mod tests {
     // The official client's tests: after 3 sends and a reconnect it sends Sequence 1 and the
     // 3 invocations; after Ack 2, Sequence 3 and only the third.
     #[test]
+    fn a_sequence_after_a_replay_cut_short_starts_after_the_last_processed_message() {
+        let mut buffer = ReplayBuffer::new(DEFAULT_BUFFER_SIZE);
+        for n in 1..=10 {
+            assert_eq!(buffer.on_received(&invocation(n.into())), Inbound::Process);
+        }
+        assert!(matches!(
+            buffer.take_ack(),
+            Some(HubMessage::Ack { sequence_id: 10 })
+        ));
+        buffer.on_disconnected();
+        // The server replays from 5, but the transport drops again after 7.
+        assert_eq!(
+            buffer.on_received(&HubMessage::Sequence { sequence_id: 5 }),
+            Inbound::Ignore
+        );
+        for n in 5..=7 {
+            assert_eq!(
+                buffer.on_received(&invocation(n.into())),
+                Inbound::Duplicate
+            );
+        }
+        buffer.on_disconnected();
+        // It had our Ack for 10, so it resumes at 11: no gap.
+        assert_eq!(
+            buffer.on_received(&HubMessage::Sequence { sequence_id: 11 }),
+            Inbound::Ignore
+        );
+        assert_eq!(buffer.on_received(&invocation(11)), Inbound::Process);
+        buffer.on_disconnected();
+        assert_eq!(
+            buffer.on_received(&HubMessage::Sequence { sequence_id: 13 }),
+            Inbound::Fail(SEQUENCE_TOO_HIGH.into()),
+            "12 was never received"
+        );
+    }
+
+    #[test]
     fn resend_starts_at_the_oldest_unacknowledged_message() {
         let mut buffer = ReplayBuffer::new(DEFAULT_BUFFER_SIZE);
         for n in 1..=3 {
@@ -219,7 +259,7 @@ mod tests {
             Some(HubMessage::Ack { sequence_id: 1 })
         ));
         for n in 2..=4 {
-            buffer.on_received(&invocation(n));
+            buffer.on_received(&invocation(n.into()));
         }
         assert!(matches!(
             buffer.take_ack(),
@@ -234,7 +274,7 @@ mod tests {
     fn replayed_duplicates_are_dropped_after_the_peer_sequence() {
         let mut buffer = ReplayBuffer::new(DEFAULT_BUFFER_SIZE);
         for n in 1..=2 {
-            assert_eq!(buffer.on_received(&invocation(n)), Inbound::Process);
+            assert_eq!(buffer.on_received(&invocation(n.into())), Inbound::Process);
         }
         buffer.on_disconnected();
         assert_eq!(buffer.on_received(&invocation(9)), Inbound::Ignore);
