@@ -6,6 +6,10 @@
 //!   the application sees no reconnect and the connection id never changes.
 //! * With automatic reconnect only, every call ends with its result or an error (none vanish,
 //!   none hang), and after `stop()` no task is left behind.
+//! * In both, no memory is left behind: this test binary's global allocator counts the live
+//!   heap bytes, and after `stop()` (and the server's shutdown) at most
+//!   [`HEAP_GROWTH_LIMIT`] more are live than before the connection was built, however many
+//!   messages went through.
 //!
 //! Parameters (environment):
 //!
@@ -30,9 +34,11 @@
 //! comparison is at its top.
 //!
 //! Each test prints its figures (time, messages, drops seen by the client, reconnects,
-//! errors). The tests take a lock, so they never run at the same time. The test server runs
-//! on a runtime of its own (its own threads), so that the client's runtime counts only the
-//! client's tasks for the leak check.
+//! errors, tasks and heap bytes before and after). The tests take a lock, so they never run
+//! at the same time. The test server runs on a runtime of its own (its own threads), so that
+//! the client's runtime counts only the client's tasks for the leak check; its heap is the
+//! process's, so the two big soaks start the server after measuring the heap and shut it down
+//! before measuring again.
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::{ready, Future};
@@ -236,27 +242,32 @@ mod counting {
 
     impl<S: Subscriber> Layer<S> for Counting {
         fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-            if !event.metadata().target().starts_with("hublink") {
-                return;
+            if event.metadata().target().starts_with("hublink") {
+                super::heap::uncounted(|| record(event));
             }
-            let mut fields = Fields::default();
-            event.record(&mut fields);
-            let Some(m) = fields.message else { return };
-            {
-                let mut recent = RECENT.lock().unwrap();
-                if recent.len() >= keep() {
-                    recent.pop_front();
-                }
-                let thread = std::thread::current();
-                recent.push_back(format!(
-                    "{:?} {} {m}{}",
-                    thread.id(),
-                    event.metadata().target(),
-                    fields.others
-                ));
-            }
-            *COUNTS.lock().unwrap().entry(m).or_default() += 1;
         }
+    }
+
+    /// Counts the event and keeps it among the latest ones. Not counted as heap in use:
+    /// `RECENT` fills up during a run (100 events, with frames) and stays full.
+    fn record(event: &Event<'_>) {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let Some(m) = fields.message else { return };
+        {
+            let mut recent = RECENT.lock().unwrap();
+            if recent.len() >= keep() {
+                recent.pop_front();
+            }
+            let thread = std::thread::current();
+            recent.push_back(format!(
+                "{:?} {} {m}{}",
+                thread.id(),
+                event.metadata().target(),
+                fields.others
+            ));
+        }
+        *COUNTS.lock().unwrap().entry(m).or_default() += 1;
     }
 
     /// Installs the counting layer once (plus a log printer when `RUST_LOG` is set).
@@ -265,7 +276,7 @@ mod counting {
         ONCE.call_once(|| {
             let printer = std::env::var("RUST_LOG").ok().map(|_| {
                 tfmt::layer()
-                    .with_test_writer()
+                    .with_writer(|| UncountedWriter(tfmt::TestWriter::new()))
                     .with_filter(EnvFilter::from_default_env())
             });
             let _ = tracing_subscriber::registry()
@@ -275,9 +286,26 @@ mod counting {
         });
     }
 
+    /// The log goes into the test's captured output, which grows with it: not counted as
+    /// heap in use either (the printer's per-thread line buffer is, a few kilobytes).
+    struct UncountedWriter<W>(W);
+
+    impl<W: std::io::Write> std::io::Write for UncountedWriter<W> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            super::heap::uncounted(|| self.0.write(buf))
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            super::heap::uncounted(|| self.0.flush())
+        }
+    }
+
     pub fn reset() {
-        COUNTS.lock().unwrap().clear();
-        RECENT.lock().unwrap().clear();
+        // Freed uncounted, as it was allocated.
+        super::heap::uncounted(|| {
+            COUNTS.lock().unwrap().clear();
+            RECENT.lock().unwrap().clear();
+        });
     }
 
     /// The latest events, one a line (the last 100; all of them go to the file named by
@@ -305,6 +333,107 @@ mod counting {
         COUNTS.lock().unwrap().clone()
     }
 }
+
+/// Counts the process's live heap bytes: every allocation goes through [`heap::Counting`],
+/// the global allocator of this test binary (the system allocator, plus two counters).
+mod heap {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicIsize, Ordering};
+
+    pub struct Counting;
+
+    /// Bytes allocated and not yet freed (signed: see [`uncounted`]).
+    static LIVE: AtomicIsize = AtomicIsize::new(0);
+    /// The highest `LIVE` since [`reset_peak`].
+    static PEAK: AtomicIsize = AtomicIsize::new(0);
+
+    thread_local! {
+        static UNCOUNTED: Cell<bool> = const { Cell::new(false) };
+    }
+
+    fn counted() -> bool {
+        // During a thread's teardown the flag may be gone: count then.
+        !UNCOUNTED.try_with(Cell::get).unwrap_or(false)
+    }
+
+    fn add(bytes: usize) {
+        if counted() {
+            let now = LIVE.fetch_add(bytes as isize, Ordering::Relaxed) + bytes as isize;
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+    }
+
+    fn sub(bytes: usize) {
+        if counted() {
+            LIVE.fetch_sub(bytes as isize, Ordering::Relaxed);
+        }
+    }
+
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            let p = unsafe { System.alloc(layout) };
+            if !p.is_null() {
+                add(layout.size());
+            }
+            p
+        }
+
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            let p = unsafe { System.alloc_zeroed(layout) };
+            if !p.is_null() {
+                add(layout.size());
+            }
+            p
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            unsafe { System.dealloc(ptr, layout) };
+            sub(layout.size());
+        }
+
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            let p = unsafe { System.realloc(ptr, layout, new_size) };
+            if !p.is_null() {
+                add(new_size);
+                sub(layout.size());
+            }
+            p
+        }
+    }
+
+    /// Live heap bytes now.
+    pub fn live() -> isize {
+        LIVE.load(Ordering::Relaxed)
+    }
+
+    /// Starts a new [`peak`] from now.
+    pub fn reset_peak() {
+        PEAK.store(live(), Ordering::Relaxed);
+    }
+
+    /// The highest [`live`] since [`reset_peak`].
+    pub fn peak() -> isize {
+        PEAK.load(Ordering::Relaxed)
+    }
+
+    /// Runs `f` without counting what this thread allocates and frees meanwhile: for the
+    /// test's own bookkeeping of tracing events, which fills up during a run (whatever it
+    /// allocates in here it must free in here too, or the count drifts).
+    pub fn uncounted<R>(f: impl FnOnce() -> R) -> R {
+        struct Restore(bool);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                UNCOUNTED.with(|u| u.set(self.0));
+            }
+        }
+        let _restore = Restore(UNCOUNTED.with(|u| u.replace(true)));
+        f()
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: heap::Counting = heap::Counting;
 
 const RESUMED: &str = "transport reconnected; resuming the connection";
 const TRANSPORT_CLOSED: &str = "transport closed";
@@ -396,6 +525,37 @@ async fn tasks_left(before: usize) -> usize {
     now
 }
 
+/// How much more heap may be live after a soak run than before it. Not a per-message figure:
+/// the growth must not depend on how many messages were exchanged (a leak of a few bytes a
+/// message exceeds it in the default run already). What stays is one-time: statics
+/// initialized on first use (the first test in the process pays for them) and what the
+/// client runtime keeps of its own (thread-local caches of its worker threads, …).
+const HEAP_GROWTH_LIMIT: isize = 64 * 1024;
+
+/// Live heap bytes after a run: at once if within [`HEAP_GROWTH_LIMIT`] of `before`, else
+/// once they are (memory on its way to be freed: a task's last reference, a thread ending),
+/// or after 2 s.
+async fn heap_after(before: isize) -> isize {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut now = heap::live();
+    while now - before > HEAP_GROWTH_LIMIT && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        now = heap::live();
+    }
+    now
+}
+
+/// Fails when the heap grew by more than [`HEAP_GROWTH_LIMIT`] over a run.
+fn assert_no_heap_leak(what: &str, before: isize, after: isize) {
+    assert!(
+        after - before <= HEAP_GROWTH_LIMIT,
+        "{what}: {before} heap bytes live before the run, {after} after it and its server: \
+         {} more, over the {HEAP_GROWTH_LIMIT} allowed; something keeps memory per message or \
+         per reconnect",
+        after - before
+    );
+}
+
 async fn bounded<T>(what: &str, limit: Duration, f: impl Future<Output = T>) -> T {
     match timeout(limit, f).await {
         Ok(v) => v,
@@ -447,13 +607,17 @@ fn stateful_reconnect_delivers_everything_exactly_once_in_order_across_random_dr
     counting::reset();
     let p = Params::from_env();
     let k = p.per_flow();
-    let server = Server::start(server_options());
-    let url = format!("{}/testhub?{}", server.base_url, p.faults());
-    let started = Instant::now();
-    let report = client_runtime().block_on(async move {
+    let (report, heap_before, heap_after) = client_runtime().block_on(async move {
         let tasks_before = tokio::runtime::Handle::current()
             .metrics()
             .num_alive_tasks();
+        // The heap is measured with no server: see `heap_before` in
+        // automatic_reconnect_loses_no_call_silently_hangs_nowhere_and_leaks_no_task.
+        let heap_before = heap::live();
+        heap::reset_peak();
+        let server = Server::start(server_options());
+        let url = format!("{}/testhub?{}", server.base_url, p.faults());
+        let started = Instant::now();
         let connection = HubConnectionBuilder::new()
             .with_url(url)
             .with_transports([TransportKind::WebSockets])
@@ -595,23 +759,33 @@ fn stateful_reconnect_delivers_everything_exactly_once_in_order_across_random_dr
         bounded("stop", CALL_LIMIT, connection.stop()).await.unwrap();
         drop(connection);
         let tasks_after = tasks_left(tasks_before).await;
-        format!(
+        let elapsed = started.elapsed();
+        // What the test itself still holds grows with the messages: not the client's.
+        drop((inbox, lifecycle, texts, expected, still, server_id, client_id));
+        drop(server);
+        let heap_after = heap_after(heap_before).await;
+        let heap_peak = heap::peak();
+        let report = format!(
             "stateful soak: {k} items per flow, {} hub messages, mean gap {} (seed {}): {:.1?}; \
              the client saw {} transport drops and resumed {} times ({} resume failures); \
              0 reconnects, 0 errors, everything exactly once and in order; tasks alive: \
-             {tasks_before} before, {tasks_after} after",
+             {tasks_before} before, {tasks_after} after; heap bytes live: {heap_before} before, \
+             {heap_after} after ({:+}; peak {:+}, client and server)",
             7 * k + 6,
             p.mean_gap(),
             p.seed,
-            started.elapsed(),
+            elapsed,
             counting::get(TRANSPORT_CLOSED),
             counting::get(RESUMED),
             counting::get(RESUME_FAILED),
-        )
+            heap_after - heap_before,
+            heap_peak - heap_before,
+        );
+        (report, heap_before, heap_after)
     });
-    drop(server);
     println!("{report}");
     println!("tracing counts: {:?}", counting::all());
+    assert_no_heap_leak("stateful soak", heap_before, heap_after);
     let resumed = counting::get(RESUMED);
     assert!(
         resumed >= p.drops / 2,
@@ -685,13 +859,24 @@ fn automatic_reconnect_loses_no_call_silently_hangs_nowhere_and_leaks_no_task() 
     counting::reset();
     let p = Params::from_env();
     let k = p.per_flow();
-    let server = Server::start(server_options());
-    let url = format!("{}/testhub?{}", server.base_url, p.faults());
-    let started = Instant::now();
-    let report = client_runtime().block_on(async move {
+    let (report, heap_before, heap_after) = client_runtime().block_on(async move {
         let tasks_before = tokio::runtime::Handle::current()
             .metrics()
             .num_alive_tasks();
+        // Live heap bytes before the client (and its server) exist, and below after both are
+        // gone again. The test server runs in this process (on a runtime and threads of its
+        // own, see `Server`), and what it holds is counted too: it keeps an ended connection
+        // findable for 5 s (so a late poll gets 204), with its channel; a run of many
+        // reconnects ends with a hundred kilobytes or more of them, which would only go after
+        // a 5 s wait. So the server starts after the first measurement and is shut down
+        // (its runtime and threads too) before the second: both see no server, and the
+        // server can hide no leak of the client by freeing its own memory. The client's
+        // runtime exists at both (the tasks are counted on it).
+        let heap_before = heap::live();
+        heap::reset_peak();
+        let server = Server::start(server_options());
+        let url = format!("{}/testhub?{}", server.base_url, p.faults());
+        let started = Instant::now();
         let connection = HubConnectionBuilder::new()
             .with_url(url)
             .with_transports([TransportKind::WebSockets])
@@ -956,28 +1141,40 @@ fn automatic_reconnect_loses_no_call_silently_hangs_nowhere_and_leaks_no_task() 
 
         drop(connection);
         let tasks_after = tasks_left(tasks_before).await;
+        let elapsed = started.elapsed();
 
         let calls: u64 = flows.iter().map(|(_, t)| t.calls).sum();
         let errors: u64 = flows.iter().map(|(_, t)| t.error_count()).sum();
-        format!(
+        let arrived = texts.len() as u64;
+        // What the test itself still holds grows with the messages: not the client's (the
+        // tallies stay, a few small maps).
+        drop(seen);
+        drop((texts, failed_sends, inbox, lifecycle, keep_going));
+        drop(server);
+        let heap_after = heap_after(heap_before).await;
+        let heap_peak = heap::peak();
+        let report = format!(
             "automatic-reconnect soak: mean gap {} (seed {}): {:.1?}; {calls} calls, {errors} \
              failed, {reconnects} reconnects ({} transport drops seen):\n  \
-             Echo {echoes:?}\n  send {sends:?}: {} Message(s) arrived ({} written \
+             Echo {echoes:?}\n  send {sends:?}: {arrived} Message(s) arrived ({} written \
              sends lost in drops, {arrived_although_failed} arrived although the send failed)\n  \
              StreamCount({chunk}) {streams:?}: {items_seen} items\n  UploadSum({chunk} items) \
              {sums:?}\n  StreamingConcat({chunk} items) {concats:?}\n  tasks alive: \
-             {tasks_before} before, {tasks_after} after",
+             {tasks_before} before, {tasks_after} after; heap bytes live: {heap_before} before, \
+             {heap_after} after ({:+}; peak {:+}, client and server)",
             p.mean_gap(),
             p.seed,
-            started.elapsed(),
+            elapsed,
             counting::get(TRANSPORT_CLOSED),
-            texts.len(),
-            sends.ok - (texts.len() as u64 - arrived_although_failed),
-        )
+            sends.ok - (arrived - arrived_although_failed),
+            heap_after - heap_before,
+            heap_peak - heap_before,
+        );
+        (report, heap_before, heap_after)
     });
-    drop(server);
     println!("{report}");
     println!("tracing counts: {:?}", counting::all());
+    assert_no_heap_leak("automatic-reconnect soak", heap_before, heap_after);
     let reconnects = counting::get(RECONNECTING);
     assert!(
         reconnects >= p.drops,
