@@ -1,4 +1,4 @@
-//! The little the client needs from an async runtime: spawn, sleep, and a clock.
+//! The little the client needs from an async runtime: spawn, sleep, yield, and a clock.
 //!
 //! Native builds use tokio; browser builds use the JavaScript event loop. Nothing else in the
 //! crate names a runtime.
@@ -16,6 +16,10 @@ mod imp {
 
     pub async fn sleep(duration: Duration) {
         tokio::time::sleep(duration).await
+    }
+
+    pub async fn yield_now() {
+        tokio::task::yield_now().await
     }
 
     pub fn now_ms() -> u64 {
@@ -40,6 +44,19 @@ mod imp {
         gloo_timers::future::sleep(duration).await
     }
 
+    pub async fn yield_now() {
+        let mut yielded = false;
+        std::future::poll_fn(|cx| {
+            if yielded {
+                return std::task::Poll::Ready(());
+            }
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        })
+        .await
+    }
+
     pub fn now_ms() -> u64 {
         js_sys::Date::now() as u64
     }
@@ -50,6 +67,9 @@ pub(crate) use imp::spawn;
 
 /// Waits for `duration`.
 pub(crate) use imp::sleep;
+
+/// Lets the other tasks that are ready run first.
+pub(crate) use imp::yield_now;
 
 /// Milliseconds on a monotonic clock, for the protocol layer's `now` arguments.
 pub(crate) use imp::now_ms;

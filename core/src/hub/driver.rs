@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, trace, warn};
 
@@ -18,11 +19,19 @@ use crate::protocol::{
 };
 use crate::runtime;
 use crate::transport::{
-    self, BoxFuture, ConnectRequest, OutgoingFrame, TransportEvent, TransportLink,
+    self, BoxFuture, ConnectRequest, LinkReceiver, LinkSender, OutgoingFrame, TransportEvent,
+    TransportLink,
 };
 
 /// How many frames the driver queues before it stops taking caller commands (backpressure).
 const QUEUE_LIMIT: usize = 256;
+
+/// How many turns of the loop may pass, with frames to write, before writing goes first.
+const TURNS_BEFORE_WRITING_ANYWAY: u32 = 8;
+
+/// How many frames handed to the transport at once are flushed at once, without waiting for
+/// the loop to run out of other work.
+const FLUSH_AT: usize = 64;
 
 /// How long a graceful stop waits for the transport to confirm it closed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -103,8 +112,8 @@ pub(crate) struct Ended {
 
 pub(crate) struct Driver {
     protocol: HubProtocol,
-    incoming: mpsc::Receiver<TransportEvent>,
-    outgoing: Option<mpsc::Sender<OutgoingFrame>>,
+    incoming: LinkReceiver,
+    outgoing: Option<LinkSender>,
     decoder: MessageDecoder,
     pending: PendingCalls<InvokeReply, StreamItems>,
     keep_alive: KeepAlive,
@@ -117,6 +126,7 @@ pub(crate) struct Driver {
     ack_due_at: Option<u64>,
     log_message_content: bool,
     timer: Option<(u64, BoxFuture<'static, ()>)>,
+    turns_without_writing: u32,
 }
 
 impl Driver {
@@ -143,6 +153,7 @@ impl Driver {
             ack_due_at: None,
             log_message_content,
             timer: None,
+            turns_without_writing: 0,
             protocol,
             incoming: link.incoming,
             outgoing: Some(link.outgoing),
@@ -222,7 +233,17 @@ impl Driver {
         let can_take_commands = self.queue.len() < QUEUE_LIMIT
             && self.stopping.is_none()
             && !self.replay.as_ref().is_some_and(ReplayBuffer::is_full);
-        let sender = self.outgoing.clone();
+        // Writing comes last in the loop, so that a flush carries everything that is ready
+        // (one syscall for a burst of calls); when other work keeps the loop busy, it gets a
+        // turn now and then all the same.
+        if self.has_writes() {
+            self.turns_without_writing += 1;
+            if self.turns_without_writing >= TURNS_BEFORE_WRITING_ANYWAY {
+                self.turns_without_writing = 0;
+                self.write_without_waiting();
+            }
+        }
+        let writing = self.has_writes();
         tokio::select! {
             biased;
             event = self.incoming.recv() => {
@@ -248,33 +269,15 @@ impl Driver {
                         break;
                     }
                     match self.incoming.try_recv() {
-                        Ok(next) => {
+                        Some(next) => {
                             event = Some(next);
                             taken += 1;
                         }
-                        Err(_) => break,
+                        None => break,
                     }
                 }
                 self.keep_alive.on_received(runtime::now_ms());
                 None
-            },
-            permit = reserve(&sender), if !self.queue.is_empty() => {
-                match permit {
-                    Some(permit) => {
-                        let queued = self.queue.pop_front().expect("queue not empty");
-                        self.trace_frame("sent", &queued.frame.data);
-                        let frame = record_for_replay(&mut self.replay, queued);
-                        permit.send(frame);
-                        self.send_more_without_waiting();
-                        self.keep_alive.on_sent(runtime::now_ms());
-                        self.after_write()
-                    }
-                    None => {
-                        // The transport is gone; its Closed event says why.
-                        self.outgoing = None;
-                        None
-                    }
-                }
             },
             command = self.commands.recv(), if can_take_commands => match command {
                 Some(command) => self.on_command(command).or_else(|| self.take_more_commands()),
@@ -284,25 +287,63 @@ impl Driver {
                 self.timer = None;
                 self.on_timer()
             }
+            writable = writable(&mut self.outgoing, !self.queue.is_empty()), if writing => {
+                self.turns_without_writing = 0;
+                if writable.is_err() {
+                    // The transport is gone; its Closed event says why.
+                    self.outgoing = None;
+                    return None;
+                }
+                if self.queue.is_empty() {
+                    return None;
+                }
+                self.hand_over_queued();
+                self.keep_alive.on_sent(runtime::now_ms());
+                self.after_write()
+            }
         }
     }
 
-    /// Hands the transport every queued frame it can take now, without a trip through the
-    /// select loop per frame.
-    fn send_more_without_waiting(&mut self) {
-        let Some(sender) = self.outgoing.as_ref() else {
+    /// Whether frames wait for the transport, or were handed over and wait for a flush.
+    fn has_writes(&self) -> bool {
+        !self.queue.is_empty() || self.outgoing.as_ref().is_some_and(LinkSender::needs_flush)
+    }
+
+    /// Writes what can be written without waiting: queued frames, then a flush.
+    fn write_without_waiting(&mut self) {
+        if !self.queue.is_empty() {
+            self.hand_over_queued();
+            self.keep_alive.on_sent(runtime::now_ms());
+            self.after_write();
+        }
+        let Some(sender) = self.outgoing.as_mut() else {
             return;
         };
-        while !self.queue.is_empty() {
-            let Ok(permit) = sender.try_reserve() else {
-                return;
-            };
+        if sender.needs_flush() && matches!(sender.flush().now_or_never(), Some(Err(_))) {
+            self.outgoing = None;
+        }
+    }
+
+    /// Hands the transport every queued frame it can take now (the first one it said it
+    /// can). They are flushed once the loop runs out of other work (see [`writable`]), or at
+    /// once when there are many.
+    fn hand_over_queued(&mut self) {
+        let Some(sender) = self.outgoing.as_mut() else {
+            return;
+        };
+        let mut handed_over = 0;
+        while !self.queue.is_empty() && sender.try_ready() {
+            handed_over += 1;
             let queued = self.queue.pop_front().expect("queue not empty");
             if self.log_message_content {
                 trace!(direction = "sent", content = %String::from_utf8_lossy(&queued.frame.data).escape_debug(), "frame");
+            } else {
+                trace!(direction = "sent", bytes = queued.frame.data.len(), "frame");
             }
-            let frame = record_for_replay(&mut self.replay, queued);
-            permit.send(frame);
+            sender.start_send(record_for_replay(&mut self.replay, queued));
+        }
+        if handed_over >= FLUSH_AT && matches!(sender.flush().now_or_never(), Some(Err(_))) {
+            self.outgoing = None;
         }
     }
 
@@ -606,12 +647,22 @@ fn record_for_replay(replay: &mut Option<ReplayBuffer>, queued: Queued) -> Outgo
     frame
 }
 
-async fn reserve(
-    sender: &Option<mpsc::Sender<OutgoingFrame>>,
-) -> Option<mpsc::Permit<'_, OutgoingFrame>> {
-    match sender {
-        Some(sender) => sender.reserve().await.ok(),
-        None => std::future::pending().await,
+/// Resolves once the transport can take a frame, if there are frames to send; otherwise once
+/// what was handed to it is flushed. Before flushing it lets the other ready tasks run, so
+/// that the calls they are about to make go out in the same flush (one syscall for a burst).
+/// Cancel-safe.
+async fn writable(
+    sender: &mut Option<LinkSender>,
+    has_frames: bool,
+) -> std::result::Result<(), transport::TransportGone> {
+    let Some(sender) = sender else {
+        return std::future::pending().await;
+    };
+    if has_frames {
+        sender.ready().await
+    } else {
+        runtime::yield_now().await;
+        sender.flush().await
     }
 }
 

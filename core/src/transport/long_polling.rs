@@ -178,8 +178,8 @@ async fn connect(request: ConnectRequest) -> Result<TransportLink> {
 
     Ok(TransportLink {
         kind: TransportKind::LongPolling,
-        outgoing,
-        incoming,
+        outgoing: outgoing.into(),
+        incoming: incoming.into(),
     })
 }
 

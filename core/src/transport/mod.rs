@@ -1,21 +1,23 @@
 //! Transports: WebSockets, Server-Sent Events and Long Polling behind one contract.
 //!
-//! A started transport runs as background tasks and talks to the hub driver through a
-//! [`TransportLink`]: frames go out through a bounded channel (so a slow network slows the
-//! caller instead of growing memory), events come back through another. Each outgoing frame
-//! may carry a `written` signal that completes once the frame is on the wire (or failed), so
-//! nothing a user sends is dropped without an error they can see.
+//! A started transport talks to the hub driver through a [`TransportLink`]: frames go out
+//! through its sender (bounded, so a slow network slows the caller instead of growing
+//! memory), events come back through its receiver (`link.rs`). Each outgoing frame may carry
+//! a `written` signal that completes once the frame is on the wire (or failed), so nothing a
+//! user sends is dropped without an error they can see.
 //!
 //! Dropping the link's sender stops the transport gracefully (WebSocket close 1000, Long
 //! Polling DELETE); the transport then reports [`TransportEvent::Closed`] and ends.
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use url::Url;
 
 use crate::error::Result;
 use crate::http::HttpClient;
 use crate::protocol::transports::{TransferFormat, TransportKind};
+
+pub(crate) use link::{LinkReceiver, LinkSender, TransportGone};
 
 /// How many frames may wait for a transport before senders wait too.
 pub(crate) const OUTGOING_CAPACITY: usize = 64;
@@ -72,9 +74,9 @@ pub(crate) struct TransportLink {
     /// Which transport this is.
     pub kind: TransportKind,
     /// Frames to send; drop it to stop the transport.
-    pub outgoing: mpsc::Sender<OutgoingFrame>,
+    pub outgoing: LinkSender,
     /// Received messages, then one `Closed`.
-    pub incoming: mpsc::Receiver<TransportEvent>,
+    pub incoming: LinkReceiver,
 }
 
 /// A transport implementation: the native ones here, a browser one in the wasm binding.
@@ -101,6 +103,7 @@ pub(crate) fn builtin(kind: TransportKind) -> Option<Box<dyn Transport>> {
     }
 }
 
+mod link;
 pub(crate) mod long_polling;
 mod send_queue;
 pub(crate) mod server_sent_events;

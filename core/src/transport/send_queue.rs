@@ -38,11 +38,6 @@ impl Flag {
         self.0.send_replace(true);
     }
 
-    #[cfg(not(target_arch = "wasm32"))]
-    pub(crate) fn is_set(&self) -> bool {
-        *self.0.borrow()
-    }
-
     /// Resolves once the flag is set (at once if it is already).
     pub(crate) async fn wait(&self) {
         let mut receiver = self.0.subscribe();
@@ -363,7 +358,10 @@ pub(crate) mod testing {
         }
 
         /// Queues a frame; the receiver tells when it was written.
-        pub(crate) async fn queue(&self, data: impl Into<Bytes>) -> oneshot::Receiver<Result<()>> {
+        pub(crate) async fn queue(
+            &mut self,
+            data: impl Into<Bytes>,
+        ) -> oneshot::Receiver<Result<()>> {
             let (written, done) = oneshot::channel();
             self.link
                 .outgoing
@@ -377,7 +375,7 @@ pub(crate) mod testing {
         }
 
         /// Sends a frame and waits until it was written.
-        pub(crate) async fn send(&self, data: impl Into<Bytes>) -> Result<()> {
+        pub(crate) async fn send(&mut self, data: impl Into<Bytes>) -> Result<()> {
             let done = self.queue(data).await;
             tokio::time::timeout(WAIT, done)
                 .await
@@ -387,7 +385,7 @@ pub(crate) mod testing {
 
         /// Stops the transport the way the hub driver does: by dropping the link's sender.
         pub(crate) fn stop(&mut self) {
-            self.link.outgoing = tokio::sync::mpsc::channel(1).0;
+            self.link.outgoing = tokio::sync::mpsc::channel(1).0.into();
         }
 
         /// Asserts that no event follows (`Closed` was the last one).

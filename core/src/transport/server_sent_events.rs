@@ -104,8 +104,8 @@ async fn connect(request: ConnectRequest) -> Result<TransportLink> {
 
     Ok(TransportLink {
         kind: TransportKind::ServerSentEvents,
-        outgoing,
-        incoming,
+        outgoing: outgoing.into(),
+        incoming: incoming.into(),
     })
 }
 

@@ -4,8 +4,9 @@
 //! headers a non-browser official client sends: `Authorization: Bearer`, the cookies of the
 //! connection, the user agent and the user's headers. Frames are Text for the Text transfer
 //! format and Binary for Binary; both kinds are received. A reader task forwards messages to
-//! the link, a writer task writes the link's frames (everything already queued is written,
-//! then flushed once; `written` completes after the flush). tungstenite answers pings itself.
+//! the hub driver, which holds both halves of the socket: its [`SocketWriter`] feeds frames and
+//! flushes once per burst (`written` completes after the flush), its [`SocketReader`] reads
+//! messages. No task sits between the driver and the socket. tungstenite answers pings itself.
 //!
 //! Close: a close frame with code 1000 reports `Closed(None)`; any other code, or the
 //! connection dropping without one, reports the official "WebSocket closed with status code:
@@ -13,21 +14,24 @@
 //! `Closed(None)` at once (like the official `stop()`), and lets the close handshake finish in
 //! the background.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::task::AtomicWaker;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::send_queue::Flag;
+use super::link::{LinkReceiver, LinkSender, TransportGone};
 use super::*;
 use crate::error::Error;
 use crate::protocol::negotiate::websocket_url;
@@ -57,8 +61,39 @@ pub(crate) fn closed_with_status(code: u16, reason: &str) -> String {
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// The error that stopped the writer, for the reader's `Closed`.
-type WriteError = Arc<Mutex<Option<Error>>>;
+const OPEN: u8 = 0;
+/// The writer was dropped: the transport was stopped.
+const STOPPED: u8 = 1;
+/// A write failed; `SocketState::error` says why.
+const WRITE_FAILED: u8 = 2;
+/// The reader saw the socket close.
+const READ_CLOSED: u8 = 3;
+
+/// What the two halves of a socket share: how it ended, and the reader's waker so that a
+/// stop or a failed write is reported at once.
+struct SocketState {
+    state: AtomicU8,
+    error: Mutex<Option<Error>>,
+    reader: AtomicWaker,
+}
+
+impl SocketState {
+    /// Moves an open socket to `state`; false if it had ended already.
+    fn end(&self, state: u8) -> bool {
+        let ended = self
+            .state
+            .compare_exchange(OPEN, state, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if ended {
+            self.reader.wake();
+        }
+        ended
+    }
+
+    fn is_open(&self) -> bool {
+        self.state.load(Ordering::Acquire) == OPEN
+    }
+}
 
 /// WebSockets with tokio-tungstenite.
 pub(crate) struct WebSocketTransport;
@@ -114,172 +149,243 @@ async fn connect(request: ConnectRequest) -> Result<TransportLink> {
     tracing::debug!("WebSocket connected");
 
     let (sink, stream) = socket.split();
-    let (outgoing, frames) = mpsc::channel(OUTGOING_CAPACITY);
-    let (events, incoming) = mpsc::channel(INCOMING_CAPACITY);
-    // Set by the writer when the link's sender is dropped.
-    let stop = Flag::new();
-    // Set by the reader when the socket is closed, or by the writer when writing failed.
-    let closed = Flag::new();
-    let write_error = WriteError::default();
-
-    tokio::spawn(write(
-        sink,
-        frames,
-        request.format,
-        stop.clone(),
-        closed.clone(),
-        write_error.clone(),
-    ));
-    tokio::spawn(read(stream, events, stop, closed, write_error));
-
+    let shared = Arc::new(SocketState {
+        state: AtomicU8::new(OPEN),
+        error: Mutex::new(None),
+        reader: AtomicWaker::new(),
+    });
     Ok(TransportLink {
         kind: TransportKind::WebSockets,
-        outgoing,
-        incoming,
+        outgoing: LinkSender::WebSocket(SocketWriter {
+            sink: Some(sink),
+            format: request.format,
+            unflushed: Vec::new(),
+            dirty: false,
+            shared: shared.clone(),
+        }),
+        incoming: LinkReceiver::WebSocket(SocketReader {
+            stream: Some(stream),
+            shared,
+            reported: false,
+            ended: false,
+        }),
     })
 }
 
-/// Reads messages until the socket closes or the transport is stopped; reports `Closed`.
-async fn read(
-    mut stream: SplitStream<Socket>,
-    events: mpsc::Sender<TransportEvent>,
-    stop: Flag,
-    closed: Flag,
-    write_error: WriteError,
-) {
-    let outcome = tokio::select! {
-        biased;
-        _ = stop.wait() => None,
-        // The writer failed: the connection is gone.
-        _ = closed.wait() => {
-            let error = write_error.lock().unwrap_or_else(|e| e.into_inner()).take();
-            Some(error.unwrap_or_else(|| Error::Transport(closed_with_status(1006, ""))))
-        }
-        outcome = forward(&mut stream, &events) => outcome,
-    };
-    closed.set();
-    match &outcome {
-        None => tracing::debug!("WebSocket closed"),
-        Some(error) => tracing::debug!(%error, "WebSocket failed"),
-    }
-    let _ = events.send(TransportEvent::Closed(outcome)).await;
-    // Keep reading (and dropping) until the server ends the close handshake, so that
-    // tungstenite can answer its close frame or get the answer to ours.
-    let _ = tokio::time::timeout(CLOSE_GRACE, async {
-        while let Some(Ok(_)) = stream.next().await {}
-    })
-    .await;
-}
-
-/// Forwards messages; returns the close reason once the socket is closed.
-async fn forward(
-    stream: &mut SplitStream<Socket>,
-    events: &mpsc::Sender<TransportEvent>,
-) -> Option<Error> {
-    loop {
-        let data = match stream.next().await {
-            Some(Ok(Message::Text(text))) => Bytes::from(text),
-            Some(Ok(Message::Binary(data))) => data,
-            Some(Ok(Message::Close(frame))) => {
-                return match frame {
-                    Some(frame) if frame.code == CloseCode::Normal => None,
-                    Some(frame) => Some(Error::Transport(closed_with_status(
-                        frame.code.into(),
-                        &frame.reason,
-                    ))),
-                    // No status code in the close frame: 1005.
-                    None => Some(Error::Transport(closed_with_status(1005, ""))),
-                };
-            }
-            // Pings are answered by tungstenite; pongs and raw frames mean nothing here.
-            Some(Ok(_)) => continue,
-            Some(Err(error)) => {
-                return Some(Error::Transport(closed_with_status(
-                    1006,
-                    &error.to_string(),
-                )));
-            }
-            // Ended without a close frame.
-            None => return Some(Error::Transport(closed_with_status(1006, ""))),
-        };
-        if events.send(TransportEvent::Message(data)).await.is_err() {
-            // Nobody listens any more: stop.
-            return None;
-        }
-    }
-}
-
-/// Writes the link's frames until the link's sender is dropped (then closes with 1000) or
-/// the socket closes (then fails what still waits).
-async fn write(
-    mut sink: SplitSink<Socket, Message>,
-    mut frames: mpsc::Receiver<OutgoingFrame>,
+/// The sending half, driven by the hub driver's task.
+pub(crate) struct SocketWriter {
+    /// Taken by `drop`, which closes the socket.
+    sink: Option<SplitSink<Socket, Message>>,
     format: TransferFormat,
-    stop: Flag,
-    closed: Flag,
-    write_error: WriteError,
-) {
-    let mut batch = Vec::new();
-    loop {
-        let first = tokio::select! {
-            biased;
-            _ = closed.wait() => break,
-            frame = frames.recv() => frame,
+    /// The `written` signals of frames fed since the last flush.
+    unflushed: Vec<oneshot::Sender<Result<()>>>,
+    dirty: bool,
+    shared: Arc<SocketState>,
+}
+
+impl SocketWriter {
+    fn sink(&mut self) -> &mut SplitSink<Socket, Message> {
+        self.sink.as_mut().expect("the sink lives until drop")
+    }
+
+    pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TransportGone>> {
+        if !self.shared.is_open() {
+            return Poll::Ready(Err(TransportGone));
+        }
+        match ready!(self.sink().poll_ready_unpin(cx)) {
+            Ok(()) => Poll::Ready(Ok(())),
+            Err(error) => {
+                self.fail(send_failed(error));
+                Poll::Ready(Err(TransportGone))
+            }
+        }
+    }
+
+    pub(crate) fn start_send(&mut self, frame: OutgoingFrame) {
+        let message = match to_message(frame.data, self.format) {
+            Ok(message) => message,
+            Err(error) => {
+                if let Some(written) = frame.written {
+                    let _ = written.send(Err(error));
+                }
+                return;
+            }
         };
-        let Some(first) = first else {
-            // Stopped: report at once, then say goodbye.
-            stop.set();
+        match self.sink().start_send_unpin(message) {
+            Ok(()) => {
+                self.dirty = true;
+                self.unflushed.extend(frame.written);
+            }
+            Err(error) => {
+                let error = send_failed(error);
+                if let Some(written) = frame.written {
+                    let _ = written.send(Err(error.clone()));
+                }
+                self.fail(error);
+            }
+        }
+    }
+
+    pub(crate) fn needs_flush(&self) -> bool {
+        self.dirty
+    }
+
+    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TransportGone>> {
+        let flushed = ready!(self.sink().poll_flush_unpin(cx)).map_err(send_failed);
+        self.dirty = false;
+        for written in self.unflushed.drain(..) {
+            let _ = written.send(flushed.clone());
+        }
+        match flushed {
+            Ok(()) => Poll::Ready(Ok(())),
+            Err(error) => {
+                self.fail(error);
+                Poll::Ready(Err(TransportGone))
+            }
+        }
+    }
+
+    /// The connection is gone: the reader reports `error` (unless it saw the end first).
+    fn fail(&mut self, error: Error) {
+        if self.shared.is_open() {
+            tracing::debug!(%error, "WebSocket write failed");
+            *self.shared.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+            self.shared.end(WRITE_FAILED);
+        }
+    }
+}
+
+impl Drop for SocketWriter {
+    /// Stopping: the reader reports `Closed(None)` at once (like the official `stop()`); what
+    /// was fed is flushed and the close frame (1000) sent in the background.
+    fn drop(&mut self) {
+        self.shared.end(STOPPED);
+        let Some(mut sink) = self.sink.take() else {
+            return;
+        };
+        let unflushed = std::mem::take(&mut self.unflushed);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
             let close = Message::Close(Some(CloseFrame {
                 code: CloseCode::Normal,
                 reason: Utf8Bytes::from_static(""),
             }));
-            let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close)).await;
-            return;
-        };
-        let mut next = Some(first);
-        while let Some(frame) = next {
-            match to_message(frame.data, format) {
-                Ok(message) => batch.push((message, frame.written)),
-                Err(error) => {
-                    if let Some(signal) = frame.written {
-                        let _ = signal.send(Err(error));
-                    }
-                }
-            }
-            next = if batch.len() < OUTGOING_CAPACITY {
-                frames.try_recv().ok()
-            } else {
-                None
+            let sent = match tokio::time::timeout(CLOSE_GRACE, sink.send(close)).await {
+                Ok(Ok(())) => Ok(()),
+                _ => Err(Error::Transport(NOT_OPEN.into())),
             };
-        }
-        if batch.is_empty() {
-            continue;
-        }
-        let written = tokio::select! {
-            biased;
-            _ = closed.wait() => Err(Error::Transport(NOT_OPEN.into())),
-            result = write_batch(&mut sink, &mut batch) => result,
-        };
-        for (_, signal) in batch.drain(..) {
-            if let Some(signal) = signal {
-                let _ = signal.send(written.clone());
+            for written in unflushed {
+                let _ = written.send(sent.clone());
             }
+        });
+    }
+}
+
+/// The receiving half, driven by the hub driver's task.
+pub(crate) struct SocketReader {
+    /// Taken by `drop`, which lets the close handshake finish.
+    stream: Option<SplitStream<Socket>>,
+    shared: Arc<SocketState>,
+    /// `Closed` was reported: only `None` follows.
+    reported: bool,
+    /// The stream ended: nothing left to read.
+    ended: bool,
+}
+
+impl SocketReader {
+    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<TransportEvent>> {
+        if self.reported {
+            return Poll::Ready(None);
         }
-        if let Err(error) = written {
-            if !closed.is_set() {
-                tracing::debug!(%error, "WebSocket write failed");
-                *write_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
-                closed.set();
+        self.shared.reader.register(cx.waker());
+        match self.shared.state.load(Ordering::Acquire) {
+            STOPPED => return Poll::Ready(Some(self.closed(None))),
+            WRITE_FAILED => {
+                let error = self
+                    .shared
+                    .error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take();
+                let error = error.unwrap_or_else(|| Error::Transport(closed_with_status(1006, "")));
+                return Poll::Ready(Some(self.closed(Some(error))));
             }
-            break;
+            _ => {}
+        }
+        let stream = self.stream.as_mut().expect("the stream lives until drop");
+        loop {
+            let data = match ready!(stream.poll_next_unpin(cx)) {
+                Some(Ok(Message::Text(text))) => Bytes::from(text),
+                Some(Ok(Message::Binary(data))) => data,
+                Some(Ok(Message::Close(frame))) => {
+                    let error = match frame {
+                        Some(frame) if frame.code == CloseCode::Normal => None,
+                        Some(frame) => Some(Error::Transport(closed_with_status(
+                            frame.code.into(),
+                            &frame.reason,
+                        ))),
+                        // No status code in the close frame: 1005.
+                        None => Some(Error::Transport(closed_with_status(1005, ""))),
+                    };
+                    return Poll::Ready(Some(self.closed(error)));
+                }
+                // Pings are answered by tungstenite; pongs and raw frames mean nothing here.
+                Some(Ok(_)) => continue,
+                Some(Err(error)) => {
+                    self.ended = true;
+                    let error = Error::Transport(closed_with_status(1006, &error.to_string()));
+                    return Poll::Ready(Some(self.closed(Some(error))));
+                }
+                // Ended without a close frame.
+                None => {
+                    self.ended = true;
+                    let error = Error::Transport(closed_with_status(1006, ""));
+                    return Poll::Ready(Some(self.closed(Some(error))));
+                }
+            };
+            return Poll::Ready(Some(TransportEvent::Message(data)));
         }
     }
-    // The socket is closed: fail what waits, and make further sends fail at once.
-    frames.close();
-    while let Some(frame) = frames.recv().await {
-        if let Some(signal) = frame.written {
-            let _ = signal.send(Err(Error::Transport(NOT_OPEN.into())));
+
+    fn closed(&mut self, error: Option<Error>) -> TransportEvent {
+        self.reported = true;
+        self.shared.end(READ_CLOSED);
+        self.finish_close_handshake();
+        match &error {
+            None => tracing::debug!("WebSocket closed"),
+            Some(error) => tracing::debug!(%error, "WebSocket failed"),
         }
+        TransportEvent::Closed(error)
+    }
+}
+
+impl SocketReader {
+    /// Keeps reading (and dropping) in the background until the server ends the close
+    /// handshake, so that tungstenite can answer its close frame or get the answer to ours.
+    fn finish_close_handshake(&mut self) {
+        let Some(mut stream) = self.stream.take() else {
+            return;
+        };
+        if self.ended {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            let _ = tokio::time::timeout(CLOSE_GRACE, async {
+                while let Some(Ok(_)) = stream.next().await {}
+            })
+            .await;
+        });
+    }
+}
+
+impl Drop for SocketReader {
+    fn drop(&mut self) {
+        self.finish_close_handshake();
     }
 }
 
@@ -291,18 +397,6 @@ fn to_message(data: Bytes, format: TransferFormat) -> Result<Message> {
             .map_err(|_| Error::InvalidArgument("a Text frame must be UTF-8".to_owned())),
         TransferFormat::Binary => Ok(Message::Binary(data)),
     }
-}
-
-/// Feeds every message of the batch, then flushes once.
-async fn write_batch(
-    sink: &mut SplitSink<Socket, Message>,
-    batch: &mut [(Message, Option<oneshot::Sender<Result<()>>>)],
-) -> Result<()> {
-    for (message, _) in batch.iter_mut() {
-        let message = std::mem::replace(message, Message::Binary(Bytes::new()));
-        sink.feed(message).await.map_err(send_failed)?;
-    }
-    sink.flush().await.map_err(send_failed)
 }
 
 fn send_failed(error: tungstenite::Error) -> Error {
