@@ -33,40 +33,41 @@
 //    ([ws.json.stateful.send-across-drop], [ws.json.stateful.upload-across-drop]).
 //    Official: MessageBuffer._send catches the transport error, marks the connection
 //    disconnected and resolves (after backpressure): the frame is in the buffer and is replayed,
-//    so the caller is told the truth and the upload goes on. hublink TODAY (client bug, the
-//    Rust tests are #[ignore]d): the write error reaches the caller ("WebSocket send failed:
-//    Broken pipe" / "WebSocket is not in the OPEN state") although the frame is replayed and
-//    delivered; an upload task stops at that error, so the server never gets the rest of the
-//    items nor the completion and the invocation never completes. The official behaviour is
-//    the right one.
+//    so the caller is told the truth and the upload goes on. hublink (fixed; it used to fail
+//    the caller with the write error, and an upload then stopped and its invocation hung): a
+//    sequenced frame counts as sent once it is in the replay buffer, like the official client.
+//    Same behaviour now.
 //
 // 3. A drop while the resumed transport is still being fed the Sequence and the replay
 //    ([ws.json.stateful.drop-during-replay]). Official: MessageBuffer._resend sends Sequence
 //    and replay directly (await per frame); a second drop lands in a fresh onclose, which
 //    resumes again from the buffer: exactly once holds (a failing resend would end the
-//    connection; not seen here). hublink TODAY (client bug, #[ignore]d): the Sequence and
-//    replayed frames still queued in the driver are put back behind the new Sequence and
-//    replay, so the server receives a stale Sequence and the replay twice, counts them as new
-//    messages: invocations run twice and later messages are dropped as "duplicates" (their
-//    calls never complete). The official behaviour is right.
+//    connection; not seen here). hublink (fixed; it used to queue the stale Sequence and
+//    replay behind the new ones, so messages ran twice or were lost): what is still queued from
+//    an interrupted resume is discarded and replaced by the new Sequence and replay. Same
+//    behaviour now.
 //
 // 4. Ack after a resume (code reading, both directions). Official: a replayed duplicate whose
 //    id equals the latest received id re-arms the Ack timer (MessageBuffer._shouldProcessMessage),
-//    so an Ack that fell due during the reconnect is sent after it. hublink: the Ack timer only
-//    re-arms on a new message; an Ack that fell due while reconnecting waits for the next new
-//    message. Against a server with backpressure (ASP.NET holds sends while its buffer is full)
-//    that can stall both sides. The official behaviour is right. (The test server now also
-//    re-acks after a resume, see its README.)
+//    so an Ack that fell due during the reconnect is sent after it. hublink (fixed; its Ack
+//    timer used to re-arm only on a new message) does the same now.
 //
 // 5. A call made just as the connection drops (hublink only: [ws.json.reconnect.calls-during-drop],
 //    seen in 2-5 % of the full automatic-reconnect soaks as an Echo or StreamCount that never
-//    ends and an upload task left alive after stop()). hublink TODAY (client bug, #[ignore]d):
-//    the driver closes its command channel and drains it with try_recv; a command whose send
-//    had already taken its permit lands after the drain, and since the caller (invoke/send
-//    keep their Sender while awaiting, a HubStream and an upload task hold one) keeps the
-//    channel alive, the command is never failed nor dropped: the call hangs, the task leaks.
-//    The official client runs on one JavaScript thread: a call either finds the connection
-//    or is rejected; it cannot fall between the two. Right: every call ends.
+//    ends and an upload task left alive after stop()). hublink (fixed): the driver drained its
+//    closed command channel with try_recv, so a command whose send already held a permit
+//    landed after the drain and was never failed; it now drains with recv() until every sender
+//    is done. The official client runs on one JavaScript thread: a call either finds the
+//    connection or is rejected; it cannot fall between the two. Both right now.
+//
+// 7. The server's Sequence after a replay that a second drop cut short (hublink's full soak,
+//    1 000 drops, hit it once). The client had processed messages up to N and acknowledged N;
+//    the server's replay on the resumed transport (from some id below N) was cut by another
+//    drop; on the next resume the server rightly starts at N + 1 (it dropped what we
+//    acknowledged). Official: MessageBuffer compares the Sequence with the id it counted during
+//    the cut-short replay, finds it "greater than amount of messages we've received" and stops
+//    the connection. hublink compares with the last processed message and resumes: no gap, no
+//    message lost. hublink is right (a gap means ids above N + 1; N + 1 is the next message).
 //
 // 6. Same behaviour, recorded so that a change is noticed:
 //    - Sequence above what was received ([ws.json.stateful.bad-sequence-high]): both end the
@@ -95,7 +96,7 @@
 //      lost (fire and forget); nothing arrives twice or out of order; nothing hangs.
 //    - Stateful soak ([ws.*.stateful.soak-random-drops]): the official client keeps every
 //      message exactly once and in order, without reconnect events, with the same connection id
-//      (hublink does the same once the bugs of 2 and 3 are fixed). Both hold sends back when
+//      (hublink too, since the fixes of 2, 3 and 7). Both hold sends back when
 //      100 000 bytes are unacknowledged; under a drop storm both stall until Acks get through.
 
 import { after, before, test } from "node:test";

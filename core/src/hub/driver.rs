@@ -525,7 +525,14 @@ impl Driver {
                                     self.ack_due_at = Some(runtime::now_ms() + ACK_DELAY_MS);
                                 }
                             }
-                            Inbound::Duplicate | Inbound::Ignore => continue,
+                            Inbound::Duplicate => {
+                                // The buffer decides whether an Ack is due.
+                                if self.ack_due_at.is_none() {
+                                    self.ack_due_at = Some(runtime::now_ms() + ACK_DELAY_MS);
+                                }
+                                continue;
+                            }
+                            Inbound::Ignore => continue,
                             Inbound::Fail(text) => {
                                 return Some(Ended {
                                     error: Some(Error::ConnectionClosed(text)),

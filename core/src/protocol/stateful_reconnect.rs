@@ -126,6 +126,11 @@ impl ReplayBuffer {
                 let id = self.next_inbound_id;
                 self.next_inbound_id += 1;
                 if id <= self.highest_processed {
+                    // The last replayed duplicate: Ack again, in case the Ack that fell due
+                    // while reconnecting was lost (the peer may be holding sends back).
+                    if id == self.highest_processed {
+                        self.ack_due = true;
+                    }
                     Inbound::Duplicate
                 } else {
                     self.highest_processed = id;
@@ -283,8 +288,17 @@ mod tests {
             buffer.on_received(&HubMessage::Sequence { sequence_id: 1 }),
             Inbound::Ignore
         );
+        assert!(
+            buffer.take_ack().is_some(),
+            "the Ack that fell due meanwhile"
+        );
         assert_eq!(buffer.on_received(&invocation(1)), Inbound::Duplicate);
+        assert!(buffer.take_ack().is_none());
         assert_eq!(buffer.on_received(&invocation(2)), Inbound::Duplicate);
+        assert!(
+            matches!(buffer.take_ack(), Some(HubMessage::Ack { sequence_id: 2 })),
+            "the last duplicate is acknowledged again"
+        );
         assert_eq!(buffer.on_received(&invocation(3)), Inbound::Process);
     }
 
