@@ -223,7 +223,15 @@ impl HubConnection {
     }
 
     /// Invokes a hub method without waiting for it to run (fire-and-forget). Resolves once
-    /// the invocation is written to the transport.
+    /// the invocation is written to the transport (with stateful reconnect: once it is kept
+    /// for replay).
+    ///
+    /// SignalR acknowledges nothing for a send: without stateful reconnect, a send written
+    /// just before the connection drops can be lost with no error for it (the connection's
+    /// close or reconnecting event reports the drop). Use [`invoke`](Self::invoke), whose
+    /// completion confirms the call, or
+    /// [`with_stateful_reconnect`](crate::HubConnectionBuilder::with_stateful_reconnect), which
+    /// replays what the server has not acknowledged, when every message must arrive.
     pub async fn send(&self, method: &str, arguments: impl IntoArguments) -> Result<()> {
         let commands = self.commands()?;
         let (_, frame, uploads) = self.write_call(1, false, method, arguments)?;
