@@ -2,13 +2,13 @@
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::task::Context;
+use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 
 use hublink::{Argument, Arguments, Error, HandlerId, Payload, TransportKind, UploadStream, Value};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use crate::bridge::{call_python, pull_python, Answer, Bridge, BridgeInner, Reply};
 use crate::convert::{to_py, to_py_tuple, to_value};
@@ -21,18 +21,64 @@ use crate::RUNTIME;
 /// That first poll takes each call up to its hand-over to the connection (an invocation is
 /// queued for the transport before Python continues), so calls reach the server in the
 /// order Python made them, with no thread hop before the driver sees them. The rest (the
-/// wait for the answer) continues as a task.
+/// wait for the answer) continues as a task, spawned only when the operation is first woken
+/// (see [`Parked`]).
 pub(crate) fn run_now(op: impl Future<Output = ()> + Send + 'static) {
     let _runtime = RUNTIME.enter();
-    let mut op = Box::pin(op);
-    let waker = futures_util::task::noop_waker();
+    let mut op: ParkedOp = Box::pin(op);
+    let parked = Arc::new(Parked(Mutex::new(ParkedState::Polling)));
+    let waker = Waker::from(parked.clone());
     if op
         .as_mut()
         .poll(&mut Context::from_waker(&waker))
-        .is_pending()
+        .is_ready()
     {
-        // The task polls it again at once, registering its real waker.
-        RUNTIME.spawn(op);
+        return;
+    }
+    let mut state = parked.0.lock().expect("parked op");
+    match *state {
+        ParkedState::Polling => *state = ParkedState::Parked(op),
+        // Woken during the first poll: continue as a task at once.
+        _ => {
+            *state = ParkedState::Spawned;
+            drop(state);
+            RUNTIME.spawn(op);
+        }
+    }
+}
+
+type ParkedOp = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The waker of an operation's first poll (on the Python thread): the first wake-up spawns
+/// the operation as a task, which polls it again with its own waker.
+///
+/// Spawning at once, from the Python thread, would make tokio wake an idle worker just to
+/// poll the operation and find it still waiting for its answer (often a thread wake-up per
+/// call on top of the driver's). Woken, the operation is spawned
+/// from the thread that woke it, usually the driver's worker, where the new task goes to
+/// the local queue and runs next without waking another thread.
+struct Parked(Mutex<ParkedState>);
+
+enum ParkedState {
+    /// The first poll is running.
+    Polling,
+    /// Pending after the first poll, not woken yet.
+    Parked(ParkedOp),
+    /// Woken: spawned (or to be spawned by the first poll's caller).
+    Spawned,
+}
+
+impl Wake for Parked {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let mut state = self.0.lock().expect("parked op");
+        if let ParkedState::Parked(op) = std::mem::replace(&mut *state, ParkedState::Spawned) {
+            drop(state);
+            RUNTIME.spawn(op);
+        }
     }
 }
 
@@ -106,7 +152,7 @@ impl HubConnection {
     ) -> PyResult<Vec<Argument>> {
         let mut out = Vec::with_capacity(args.len());
         for (index, arg) in args.iter().enumerate() {
-            if arg.hasattr(pyo3::intern!(args.py(), "__aiter__"))? {
+            if may_be_async_iterable(&arg)? {
                 let iterator = Arc::new(arg.call_method0("__aiter__")?.unbind());
                 out.push(Argument::Stream(upload_stream(bridge.clone(), iterator)));
             } else {
@@ -139,6 +185,28 @@ impl HubConnection {
             });
         });
     }
+}
+
+/// Whether a call argument may be an async iterable (an upload stream).
+///
+/// Values of the built-in types (exactly those types: a subclass may define `__aiter__`)
+/// cannot be, and skipping them avoids the attribute lookup, which for them raises, formats
+/// and discards an `AttributeError` per argument (pyo3's `hasattr` goes through
+/// `PyObject_GetAttr` under the stable ABI).
+fn may_be_async_iterable(arg: &Bound<'_, PyAny>) -> PyResult<bool> {
+    if arg.is_none()
+        || arg.is_exact_instance_of::<PyString>()
+        || arg.is_exact_instance_of::<PyInt>()
+        || arg.is_exact_instance_of::<PyFloat>()
+        || arg.is_exact_instance_of::<PyBool>()
+        || arg.is_exact_instance_of::<PyBytes>()
+        || arg.is_exact_instance_of::<PyList>()
+        || arg.is_exact_instance_of::<PyDict>()
+        || arg.is_exact_instance_of::<PyTuple>()
+    {
+        return Ok(false);
+    }
+    arg.hasattr(pyo3::intern!(arg.py(), "__aiter__"))
 }
 
 /// What an operation resolves its future with.
