@@ -421,6 +421,9 @@ fn ws_message(bytes: Vec<u8>, binary: bool) -> Message {
     }
 }
 
+/// How many queued hub messages one WebSocket flush may carry.
+const MAX_FRAMES_PER_FLUSH: usize = 64;
+
 async fn ws_loop(socket: WebSocket, conn: Arc<Conn>, generation: u64) {
     let (tx, mut rx) = unbounded_channel();
     conn.send(Event::Attach {
@@ -434,34 +437,56 @@ async fn ws_loop(socket: WebSocket, conn: Arc<Conn>, generation: u64) {
     'outer: loop {
         tokio::select! {
             frame = rx.recv() => match frame {
-                Some(OutFrame::Data { mut bytes, binary }) => {
-                    let mut after = None;
-                    if faults.coalesce_frames {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        loop {
-                            match rx.try_recv() {
-                                Ok(OutFrame::Data { bytes: more, .. }) => bytes.extend(more),
-                                Ok(other) => { after = Some(other); break; }
-                                Err(_) => break,
+                Some(OutFrame::Data { bytes, binary }) => {
+                    // What is already queued goes out with one flush, as Kestrel's output
+                    // pipe does, instead of one send syscall per hub message.
+                    let mut next = Some(OutFrame::Data { bytes, binary });
+                    let mut fed = 0;
+                    while let Some(frame) = next.take() {
+                        let (mut bytes, binary) = match frame {
+                            OutFrame::Data { bytes, binary } => (bytes, binary),
+                            OutFrame::Close => {
+                                let _ = sink.flush().await;
+                                graceful = true;
+                                break 'outer;
+                            }
+                            OutFrame::Abort => {
+                                let _ = sink.flush().await;
+                                break 'outer;
+                            }
+                        };
+                        let mut after = None;
+                        if faults.coalesce_frames {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            loop {
+                                match rx.try_recv() {
+                                    Ok(OutFrame::Data { bytes: more, .. }) => bytes.extend(more),
+                                    Ok(other) => { after = Some(other); break; }
+                                    Err(_) => break,
+                                }
                             }
                         }
-                    }
-                    let parts = match split_point(&bytes, binary).filter(|_| faults.split_frames) {
-                        Some(mid) => {
-                            let tail = bytes.split_off(mid);
-                            vec![bytes, tail]
+                        let parts = match split_point(&bytes, binary).filter(|_| faults.split_frames) {
+                            Some(mid) => {
+                                let tail = bytes.split_off(mid);
+                                vec![bytes, tail]
+                            }
+                            None => vec![bytes],
+                        };
+                        for part in parts {
+                            if sink.feed(ws_message(part, binary)).await.is_err() {
+                                break 'outer;
+                            }
                         }
-                        None => vec![bytes],
-                    };
-                    for part in parts {
-                        if sink.send(ws_message(part, binary)).await.is_err() {
-                            break 'outer;
-                        }
+                        fed += 1;
+                        next = match after {
+                            Some(frame) => Some(frame),
+                            None if fed < MAX_FRAMES_PER_FLUSH => rx.try_recv().ok(),
+                            None => None,
+                        };
                     }
-                    match after {
-                        Some(OutFrame::Abort) => break 'outer,
-                        Some(OutFrame::Close) => { graceful = true; break 'outer; }
-                        _ => {}
+                    if sink.flush().await.is_err() {
+                        break 'outer;
                     }
                 }
                 Some(OutFrame::Close) | None => { graceful = true; break 'outer; }
