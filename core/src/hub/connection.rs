@@ -215,11 +215,9 @@ impl HubConnection {
         commands
             .send(Command::Invoke { id, frame, reply })
             .await
-            .map_err(|_| Error::InvalidState(NOT_CONNECTED.into()))?;
+            .map_err(not_connected)?;
         self.start_uploads(&commands, uploads);
-        result.await.map_err(|_| {
-            Error::ConnectionClosed(crate::protocol::invocations::CONNECTION_CLOSED.into())
-        })?
+        result.await.map_err(connection_closed)?
     }
 
     /// Invokes a hub method without waiting for it to run (fire-and-forget). Resolves once
@@ -235,18 +233,9 @@ impl HubConnection {
     pub async fn send(&self, method: &str, arguments: impl IntoArguments) -> Result<()> {
         let commands = self.commands()?;
         let (_, frame, uploads) = self.write_call(1, false, method, arguments)?;
-        let (written, done) = oneshot::channel();
-        commands
-            .send(Command::Send {
-                frame,
-                written: Some(written),
-            })
-            .await
-            .map_err(|_| Error::InvalidState(NOT_CONNECTED.into()))?;
+        let written = queue_frame(&commands, frame).await?;
         self.start_uploads(&commands, uploads);
-        done.await.map_err(|_| {
-            Error::ConnectionClosed(crate::protocol::invocations::CONNECTION_CLOSED.into())
-        })?
+        written.await.map_err(connection_closed)?
     }
 
     /// Starts a server-to-client stream. Dropping the returned stream cancels it.
@@ -276,7 +265,7 @@ impl HubConnection {
                 items: items_tx,
             })
             .await
-            .map_err(|_| Error::InvalidState(NOT_CONNECTED.into()))?;
+            .map_err(not_connected)?;
         self.start_uploads(&commands, uploads);
         Ok(HubStream::new(id, items_rx, commands))
     }
@@ -328,69 +317,39 @@ impl HubConnection {
     /// (`None` after `stop()` or a clean server close).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn on_close(&self, callback: impl Fn(Option<Error>) + Send + Sync + 'static) {
-        self.shared
-            .events
-            .close
-            .lock()
-            .expect("callbacks lock")
-            .push(Arc::new(callback));
+        lifecycle::subscribe(&self.shared.events.close, Arc::new(callback));
     }
 
     /// Registers a callback for the start of an automatic reconnect, with the error that
     /// broke the connection.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn on_reconnecting(&self, callback: impl Fn(Option<Error>) + Send + Sync + 'static) {
-        self.shared
-            .events
-            .reconnecting
-            .lock()
-            .expect("callbacks lock")
-            .push(Arc::new(callback));
+        lifecycle::subscribe(&self.shared.events.reconnecting, Arc::new(callback));
     }
 
     /// Registers a callback for a successful automatic reconnect, with the new connection id
     /// (`None` when negotiation is skipped).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn on_reconnected(&self, callback: impl Fn(Option<String>) + Send + Sync + 'static) {
-        self.shared
-            .events
-            .reconnected
-            .lock()
-            .expect("callbacks lock")
-            .push(Arc::new(callback));
+        lifecycle::subscribe(&self.shared.events.reconnected, Arc::new(callback));
     }
 
     /// Registers a callback for the end of the connection.
     #[cfg(target_arch = "wasm32")]
     pub fn on_close(&self, callback: impl Fn(Option<Error>) + 'static) {
-        self.shared
-            .events
-            .close
-            .lock()
-            .expect("callbacks lock")
-            .push(Arc::new(callback));
+        lifecycle::subscribe(&self.shared.events.close, Arc::new(callback));
     }
 
     /// Registers a callback for the start of an automatic reconnect.
     #[cfg(target_arch = "wasm32")]
     pub fn on_reconnecting(&self, callback: impl Fn(Option<Error>) + 'static) {
-        self.shared
-            .events
-            .reconnecting
-            .lock()
-            .expect("callbacks lock")
-            .push(Arc::new(callback));
+        lifecycle::subscribe(&self.shared.events.reconnecting, Arc::new(callback));
     }
 
     /// Registers a callback for a successful automatic reconnect.
     #[cfg(target_arch = "wasm32")]
     pub fn on_reconnected(&self, callback: impl Fn(Option<String>) + 'static) {
-        self.shared
-            .events
-            .reconnected
-            .lock()
-            .expect("callbacks lock")
-            .push(Arc::new(callback));
+        lifecycle::subscribe(&self.shared.events.reconnected, Arc::new(callback));
     }
 }
 
@@ -403,15 +362,34 @@ pub(crate) async fn send_frame(
     protocol
         .write_message(message, &mut out)
         .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    queue_frame(commands, out.into())
+        .await?
+        .await
+        .map_err(connection_closed)?
+}
+
+/// Queues a frame for the driver; the receiver gets the outcome of writing it.
+async fn queue_frame(
+    commands: &mpsc::Sender<Command>,
+    frame: Bytes,
+) -> Result<oneshot::Receiver<Result<()>>> {
     let (written, done) = oneshot::channel();
     commands
         .send(Command::Send {
-            frame: out.into(),
+            frame,
             written: Some(written),
         })
         .await
-        .map_err(|_| Error::InvalidState(NOT_CONNECTED.into()))?;
-    done.await.map_err(|_| {
-        Error::ConnectionClosed(crate::protocol::invocations::CONNECTION_CLOSED.into())
-    })?
+        .map_err(not_connected)?;
+    Ok(done)
+}
+
+/// A command the driver no longer takes: the connection is not running.
+fn not_connected<T>(_: T) -> Error {
+    Error::InvalidState(NOT_CONNECTED.into())
+}
+
+/// A reply the driver dropped: the connection ended before answering.
+fn connection_closed<T>(_: T) -> Error {
+    Error::ConnectionClosed(crate::protocol::invocations::CONNECTION_CLOSED.into())
 }

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::protocol::invocations::{Delivery, PendingCalls, CONNECTION_CLOSED};
 use crate::protocol::keep_alive::{KeepAlive, KeepAliveAction, SERVER_TIMEOUT_ELAPSED};
 use crate::protocol::stateful_reconnect::{Inbound, ReplayBuffer};
+use crate::protocol::transports::TransportKind;
 use crate::protocol::{
     CancelInvocation, Close, HubMessage, HubProtocol, Invocation, MessageDecoder, Payload,
 };
@@ -254,7 +255,7 @@ impl Driver {
                 loop {
                     match event {
                         Some(TransportEvent::Message(bytes)) => {
-                            self.trace_frame("received", &bytes);
+                            trace_frame(self.log_message_content, "received", &bytes);
                             self.decoder.push(&bytes);
                             if let Some(ended) = self.drain_decoder() {
                                 return Some(ended);
@@ -335,11 +336,7 @@ impl Driver {
         while !self.queue.is_empty() && sender.try_ready() {
             handed_over += 1;
             let queued = self.queue.pop_front().expect("queue not empty");
-            if self.log_message_content {
-                trace!(direction = "sent", content = %String::from_utf8_lossy(&queued.frame.data).escape_debug(), "frame");
-            } else {
-                trace!(direction = "sent", bytes = queued.frame.data.len(), "frame");
-            }
+            trace_frame(self.log_message_content, "sent", &queued.frame.data);
             sender.start_send(record_for_replay(&mut self.replay, queued));
         }
         if handed_over >= FLUSH_AT && matches!(sender.flush().now_or_never(), Some(Err(_))) {
@@ -364,14 +361,6 @@ impl Driver {
             }
         }
         None
-    }
-
-    fn trace_frame(&self, direction: &str, data: &[u8]) {
-        if self.log_message_content {
-            trace!(direction, content = %String::from_utf8_lossy(data).escape_debug(), "frame");
-        } else {
-            trace!(direction, bytes = data.len(), "frame");
-        }
     }
 
     fn after_write(&mut self) -> Option<Ended> {
@@ -478,7 +467,8 @@ impl Driver {
         };
         replay.on_disconnected();
         self.outgoing = None;
-        let Some(transport) = transport::builtin(request.url_kind()) else {
+        // Stateful reconnect exists only on WebSockets.
+        let Some(transport) = transport::builtin(TransportKind::WebSockets) else {
             return false;
         };
         let link = match transport.connect(request).await {
@@ -652,6 +642,15 @@ fn record_for_replay(replay: &mut Option<ReplayBuffer>, queued: Queued) -> Outgo
         }
     }
     frame
+}
+
+/// Logs a frame: its content only when the user opted in, its size otherwise.
+fn trace_frame(log_message_content: bool, direction: &str, data: &[u8]) {
+    if log_message_content {
+        trace!(direction, content = %String::from_utf8_lossy(data).escape_debug(), "frame");
+    } else {
+        trace!(direction, bytes = data.len(), "frame");
+    }
 }
 
 /// Resolves once the transport can take a frame, if there are frames to send; otherwise once

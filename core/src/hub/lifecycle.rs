@@ -53,6 +53,11 @@ pub(crate) struct Events {
     pub reconnected: Mutex<Vec<Callback<Option<String>>>>,
 }
 
+/// Adds a callback to one of the connection's event lists.
+pub(crate) fn subscribe<T>(callbacks: &Mutex<Vec<Callback<T>>>, callback: Callback<T>) {
+    callbacks.lock().expect("callbacks lock").push(callback);
+}
+
 fn fire<T: Clone>(callbacks: &Mutex<Vec<Callback<T>>>, value: T) {
     let callbacks = callbacks.lock().expect("callbacks lock").clone();
     for callback in callbacks {

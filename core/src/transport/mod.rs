@@ -43,13 +43,6 @@ pub(crate) struct ConnectRequest {
     pub http: HttpClient,
 }
 
-impl ConnectRequest {
-    /// The transport a stateful reconnect uses again: WebSockets, the only one allowed.
-    pub(crate) fn url_kind(&self) -> TransportKind {
-        TransportKind::WebSockets
-    }
-}
-
 /// One frame for the transport to send.
 #[derive(Debug)]
 pub(crate) struct OutgoingFrame {
