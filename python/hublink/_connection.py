@@ -35,15 +35,6 @@ from typing import (
 
 from . import _bridge, _native
 
-__all__ = [
-    "HubConnectionBuilder",
-    "HubConnection",
-    "HubConnectionState",
-    "HubStream",
-    "RetryContext",
-    "RetryPolicy",
-]
-
 Handler = Callable[..., Any]
 H = TypeVar("H", bound=Callable[..., Any])
 AccessTokenFactory = Callable[[], Union[Optional[str], Awaitable[Optional[str]]]]
@@ -186,10 +177,10 @@ class HubConnectionBuilder:
         seconds by default, after each of ``policy``'s delays (seconds) when it is a
         sequence, or as a :class:`RetryPolicy` (or a callable taking a
         :class:`RetryContext`) decides."""
-        self._options.pop("reconnect_delays", None)
-        self._options.pop("retry_policy", None)
+        for key in ("automatic_reconnect", "reconnect_delays", "retry_policy"):
+            self._options.pop(key, None)
         if policy is None:
-            self._options["reconnect_delays"] = [0.0, 2.0, 10.0, 30.0]
+            self._options["automatic_reconnect"] = True
         elif isinstance(policy, (list, tuple)):
             self._options["reconnect_delays"] = [float(d) for d in policy]
         elif callable(policy) or hasattr(policy, "next_retry_delay"):

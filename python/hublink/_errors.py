@@ -4,18 +4,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-__all__ = [
-    "HubLinkError",
-    "HubError",
-    "ConnectionClosedError",
-    "NegotiationError",
-    "TransportError",
-    "HandshakeError",
-    "InvalidStateError",
-    "InvalidArgumentError",
-    "ProtocolError",
-]
-
 
 class HubLinkError(Exception):
     """The base class of every hublink error."""

@@ -58,6 +58,7 @@ class HubConnection:
         handshake_timeout: Optional[float] = None,
         http_timeout: Optional[float] = None,
         max_message_size: Optional[int] = None,
+        automatic_reconnect: bool = False,
         reconnect_delays: Optional[Sequence[float]] = None,
         retry_policy: Optional[Any] = None,
         retry_on_start: bool = False,

@@ -170,6 +170,25 @@ impl HubConnection {
         Ok(out)
     }
 
+    /// Converts `args` and runs the core call `op` on them, completing `future`.
+    fn call<F, Fut, T>(
+        &self,
+        bridge: &Bound<'_, Bridge>,
+        future: Py<PyAny>,
+        args: &Bound<'_, PyTuple>,
+        op: F,
+    ) -> PyResult<()>
+    where
+        F: FnOnce(hublink::HubConnection, Vec<Argument>) -> Fut,
+        Fut: Future<Output = Result<T, Error>> + Send + 'static,
+        T: IntoValue + Send + 'static,
+    {
+        let bridge = bridge.get().inner();
+        let arguments = self.arguments(&bridge, args)?;
+        self.complete(bridge, future, op(self.core.clone(), arguments));
+        Ok(())
+    }
+
     /// Runs `op` in order and completes `future` with its outcome.
     fn complete<F, T>(&self, bridge: Arc<BridgeInner>, future: Py<PyAny>, op: F)
     where
@@ -253,8 +272,8 @@ impl HubConnection {
         url, *, messagepack = false, transports = None, headers = None,
         access_token_factory = None, skip_negotiation = false, server_timeout = None,
         keep_alive_interval = None, handshake_timeout = None, http_timeout = None,
-        max_message_size = None, reconnect_delays = None, retry_policy = None,
-        retry_on_start = false, stateful_reconnect = false,
+        max_message_size = None, automatic_reconnect = false, reconnect_delays = None,
+        retry_policy = None, retry_on_start = false, stateful_reconnect = false,
         stateful_reconnect_buffer_size = None, message_content_logging = false
     ))]
     #[allow(clippy::too_many_arguments)]
@@ -270,6 +289,7 @@ impl HubConnection {
         handshake_timeout: Option<f64>,
         http_timeout: Option<f64>,
         max_message_size: Option<usize>,
+        automatic_reconnect: bool,
         reconnect_delays: Option<Vec<f64>>,
         retry_policy: Option<Py<PyAny>>,
         retry_on_start: bool,
@@ -315,6 +335,9 @@ impl HubConnection {
         }
         if let Some(bytes) = max_message_size {
             builder = builder.with_max_message_size(bytes);
+        }
+        if automatic_reconnect {
+            builder = builder.with_automatic_reconnect();
         }
         if let Some(delays) = reconnect_delays {
             let delays = delays
@@ -416,13 +439,9 @@ impl HubConnection {
         method: String,
         args: &Bound<'_, PyTuple>,
     ) -> PyResult<()> {
-        let bridge = bridge.get().inner();
-        let arguments = self.arguments(&bridge, args)?;
-        let core = self.core.clone();
-        self.complete(bridge, future, async move {
+        self.call(bridge, future, args, move |core, arguments| async move {
             core.invoke_payload(&method, arguments).await
-        });
-        Ok(())
+        })
     }
 
     fn send(
@@ -432,13 +451,9 @@ impl HubConnection {
         method: String,
         args: &Bound<'_, PyTuple>,
     ) -> PyResult<()> {
-        let bridge = bridge.get().inner();
-        let arguments = self.arguments(&bridge, args)?;
-        let core = self.core.clone();
-        self.complete(bridge, future, async move {
+        self.call(bridge, future, args, move |core, arguments| async move {
             core.send(&method, arguments).await
-        });
-        Ok(())
+        })
     }
 
     /// A server-to-client stream; the invocation is sent on the first read.

@@ -118,11 +118,7 @@ fn to_value_at(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
         return Ok(Value::F64(f.value()));
     }
     if let Ok(list) = obj.cast::<PyList>() {
-        let mut items = Vec::with_capacity(list.len());
-        for item in list.iter() {
-            items.push(to_value_at(&item, depth + 1)?);
-        }
-        return Ok(Value::Array(items));
+        return array_value(list.iter(), depth);
     }
     if let Ok(dict) = obj.cast::<PyDict>() {
         let mut entries = Vec::with_capacity(dict.len());
@@ -132,11 +128,7 @@ fn to_value_at(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
         return Ok(Value::Map(entries));
     }
     if let Ok(tuple) = obj.cast::<PyTuple>() {
-        let mut items = Vec::with_capacity(tuple.len());
-        for item in tuple.iter() {
-            items.push(to_value_at(&item, depth + 1)?);
-        }
-        return Ok(Value::Array(items));
+        return array_value(tuple.iter(), depth);
     }
     if let Ok(b) = obj.cast::<PyBytes>() {
         return Ok(Value::Binary(b.as_bytes().to_vec()));
@@ -162,6 +154,18 @@ fn to_value_at(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
          bytes, datetime, list, tuple, dict or hublink.Extension",
         obj.get_type().qualname()?
     )))
+}
+
+/// The items of a list or tuple (at `depth`) as an `Array`.
+fn array_value<'py>(
+    items: impl ExactSizeIterator<Item = Bound<'py, PyAny>>,
+    depth: usize,
+) -> PyResult<Value> {
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        out.push(to_value_at(&item, depth + 1)?);
+    }
+    Ok(Value::Array(out))
 }
 
 fn datetime_to_value(obj: &Bound<'_, PyAny>, types: &DateTimeTypes) -> PyResult<Value> {
