@@ -7,7 +7,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{FutureExt, SinkExt, StreamExt};
@@ -22,7 +22,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use url::Url;
 
 use crate::scan::{Counts, Scanner, COMPLETION, STREAM_ITEM};
-use crate::{cpu, measure_window, Sample, CONNECT_TIMEOUT, DRAIN_TIMEOUT};
+use crate::{measure_run, measure_window, Sample, CONNECT_TIMEOUT, DRAIN_TIMEOUT};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -265,15 +265,15 @@ pub async fn stream(
     let scanner = Scanner::new(protocol);
     let run = async {
         stream_count(&mut ws, &scanner, protocol, "1", (n / 10).max(1)).await?;
-        let before = cpu::snapshot(server_pid);
-        let started = Instant::now();
-        let items = stream_count(&mut ws, &scanner, protocol, "2", n).await?;
-        let elapsed = started.elapsed();
-        let after = cpu::snapshot(server_pid);
-        if items != n {
-            return Err(format!("{items} stream items instead of {n}"));
+        let sample = measure_run(
+            server_pid,
+            stream_count(&mut ws, &scanner, protocol, "2", n),
+        )
+        .await?;
+        if sample.ops != n {
+            return Err(format!("{} stream items instead of {n}", sample.ops));
         }
-        Ok(Sample::new(items, elapsed, cpu::between(&before, &after)))
+        Ok(sample)
     };
     let sample = tokio::time::timeout(limit, run)
         .await

@@ -2,12 +2,12 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use hublink::{HubConnection, HubConnectionBuilder, HubProtocol, TransportKind};
 
-use crate::{cpu, measure_window, Sample, CONNECT_TIMEOUT, DRAIN_TIMEOUT};
+use crate::{measure_run, measure_window, Sample, CONNECT_TIMEOUT, DRAIN_TIMEOUT};
 
 async fn connect(hub_url: &str, protocol: HubProtocol) -> Result<HubConnection, String> {
     let connection = HubConnectionBuilder::new()
@@ -103,12 +103,7 @@ pub async fn stream(
     let connection = connect(hub_url, protocol).await?;
     let run = async {
         stream_count(&connection, (n / 10).max(1)).await?;
-        let before = cpu::snapshot(server_pid);
-        let started = Instant::now();
-        let items = stream_count(&connection, n).await?;
-        let elapsed = started.elapsed();
-        let after = cpu::snapshot(server_pid);
-        Ok::<_, String>(Sample::new(items, elapsed, cpu::between(&before, &after)))
+        measure_run(server_pid, stream_count(&connection, n)).await
     };
     let sample = tokio::time::timeout(limit, run)
         .await

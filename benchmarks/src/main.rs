@@ -231,6 +231,19 @@ pub(crate) async fn measure_window(
     Sample::new(end - start, elapsed, cpu::between(&before, &after))
 }
 
+/// Times `work`, which returns how many operations it did, with CPU snapshots around it.
+pub(crate) async fn measure_run(
+    server_pid: u32,
+    work: impl std::future::Future<Output = Result<u64, String>>,
+) -> Result<Sample, String> {
+    let before = cpu::snapshot(server_pid);
+    let started = Instant::now();
+    let ops = work.await?;
+    let elapsed = started.elapsed();
+    let after = cpu::snapshot(server_pid);
+    Ok(Sample::new(ops, elapsed, cpu::between(&before, &after)))
+}
+
 type Key = (Workload, Protocol, Client);
 
 fn protocol_name(p: Protocol) -> &'static str {

@@ -109,7 +109,7 @@ import { fileURLToPath } from "node:url";
 import * as signalR from "@microsoft/signalr";
 import { MessagePackHubProtocol } from "@microsoft/signalr-protocol-msgpack";
 
-import { cargoBuild, sleep, startServer, within } from "./lib/harness.mjs";
+import { sleep, startServer, startTestServer, stopTestServer, within } from "./lib/harness.mjs";
 
 const THIS_FILE = fileURLToPath(import.meta.url);
 const HERE = path.dirname(THIS_FILE);
@@ -528,31 +528,19 @@ if (process.env.FAULTS_CHILD) {
 // =============================================================================================
 
 let server;
-let serverBin;
 let serverReady;
 let failures = 0;
 
 if (!process.env.FAULTS_CHILD) {
     before(async () => {
         serverReady = (async () => {
-            serverBin = process.env.TEST_SERVER_BIN
-                ? path.resolve(process.env.TEST_SERVER_BIN)
-                : cargoBuild(REPO_ROOT, "hublink-testserver", "hublink-testserver", BUILD_TIMEOUT_MS);
-            server = await startServer(serverBin, [], { name: "hublink-testserver" });
+            server = await startTestServer(REPO_ROOT, BUILD_TIMEOUT_MS);
             return server;
         })();
         await serverReady;
     }, { timeout: BUILD_TIMEOUT_MS + 40_000 });
 
-    after(async () => {
-        if (!server) return;
-        await server.stop();
-        if (failures === 0 && !process.env.KEEP_SERVER_LOG) {
-            fs.rmSync(server.tmpDir, { recursive: true, force: true });
-        } else {
-            console.error(`hublink-testserver log kept at ${server.logPath}`);
-        }
-    }, { timeout: 30_000 });
+    after(() => stopTestServer(server, failures), { timeout: 30_000 });
 }
 
 /** Runs a scenario in a child process (bounded) and returns its record. */
@@ -691,7 +679,7 @@ it("[ws.json.stateful.bad-sequence-low] official client: a Sequence below the ri
 it("[ws.json.stateful.ignore-sequence] official client: without the server's Sequence the resumed connection stays deaf", async (t) => {
     // A server of its own that pings every 200 ms: the pings keep the client's 1 s server
     // timeout from firing although every message is ignored.
-    const pinging = await startServer(serverBin, ["--keep-alive-ms", "200"], { name: "hublink-testserver-pings" });
+    const pinging = await startServer(server.bin, ["--keep-alive-ms", "200"], { name: "hublink-testserver-pings" });
     let r;
     try {
         r = await runChild("ignore-sequence", {}, 60_000, pinging.url);

@@ -33,7 +33,6 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import fs from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
@@ -41,7 +40,7 @@ import { fileURLToPath } from "node:url";
 import * as signalR from "@microsoft/signalr";
 import { MessagePackHubProtocol } from "@microsoft/signalr-protocol-msgpack";
 
-import { WAIT_MS, cargoBuild, promiseSource, sleep, startServer, within } from "./lib/harness.mjs";
+import { WAIT_MS, promiseSource, sleep, startTestServer, stopTestServer, within } from "./lib/harness.mjs";
 
 const require = createRequire(import.meta.url);
 const { getUserAgentHeader } = require("@microsoft/signalr/dist/cjs/Utils.js");
@@ -67,10 +66,7 @@ const open = new Set();
 let serverReady;
 before(async () => {
     serverReady = (async () => {
-        const bin = process.env.TEST_SERVER_BIN
-            ? path.resolve(process.env.TEST_SERVER_BIN)
-            : cargoBuild(REPO_ROOT, "hublink-testserver", "hublink-testserver", BUILD_TIMEOUT_MS);
-        server = await startServer(bin, [], { name: "hublink-testserver" });
+        server = await startTestServer(REPO_ROOT, BUILD_TIMEOUT_MS);
         return server;
     })();
     await serverReady;
@@ -79,13 +75,7 @@ before(async () => {
 after(async () => {
     await Promise.allSettled([...open].map((c) => within(c.stop(), WAIT_MS, "connection stop")));
     open.clear();
-    if (!server) return;
-    await server.stop();
-    if (failures === 0 && !process.env.KEEP_SERVER_LOG) {
-        fs.rmSync(server.tmpDir, { recursive: true, force: true });
-    } else {
-        console.error(`hublink-testserver log kept at ${server.logPath}`);
-    }
+    await stopTestServer(server, failures);
 }, { timeout: 30_000 });
 
 /** node:test's test(), counting failures so that the server log is kept when one happens. */

@@ -93,3 +93,29 @@ export async function startServer(bin, args = [], { name = "server", env } = {})
         stop: () => stopProcess(proc, name),
     };
 }
+
+/**
+ * Starts hublink's in-repo test server: $TEST_SERVER_BIN if set, else built with cargo
+ * (bounded by `buildTimeoutMs`). Returns startServer()'s handle plus the binary as `bin`.
+ */
+export async function startTestServer(repoRoot, buildTimeoutMs) {
+    const bin = process.env.TEST_SERVER_BIN
+        ? path.resolve(process.env.TEST_SERVER_BIN)
+        : cargoBuild(repoRoot, "hublink-testserver", "hublink-testserver", buildTimeoutMs);
+    const server = await startServer(bin, [], { name: "hublink-testserver" });
+    return { ...server, bin };
+}
+
+/**
+ * Stops a startTestServer() server; removes its log unless a test failed (`failures` > 0)
+ * or KEEP_SERVER_LOG is set, in which case it says where the log is kept.
+ */
+export async function stopTestServer(server, failures) {
+    if (!server) return;
+    await server.stop();
+    if (failures === 0 && !process.env.KEEP_SERVER_LOG) {
+        fs.rmSync(server.tmpDir, { recursive: true, force: true });
+    } else {
+        console.error(`hublink-testserver log kept at ${server.logPath}`);
+    }
+}
