@@ -5,7 +5,10 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 
-use hublink::{Argument, Arguments, Error, HandlerId, Payload, TransportKind, UploadStream, Value};
+use hublink::{
+    Argument, Arguments, Error, HandlerId, HandlerOutcome, Payload, TransportKind, UploadStream,
+    Value,
+};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
@@ -473,7 +476,6 @@ impl HubConnection {
     fn on(&self, py: Python<'_>, method: String, handler: Py<PyAny>, result: bool) {
         let callable = Arc::new(handler.clone_ref(py));
         let shared = self.shared.clone();
-        let name = method.clone();
         let id = if result {
             self.core.on(&method, move |args: Arguments| {
                 let bridge = shared.bridge();
@@ -492,15 +494,20 @@ impl HubConnection {
             self.core.on(&method, move |args: Arguments| {
                 let bridge = shared.bridge();
                 let callable = callable.clone();
-                let name = name.clone();
                 async move {
-                    let outcome = match (args.values(), bridge) {
-                        (Ok(values), Some(bridge)) => call_on_loop(&bridge, callable, values).await,
-                        (Err(e), _) => Answer::Error(e.to_string()),
-                        (_, None) => Answer::Error("the connection has no event loop".into()),
-                    };
-                    if let Answer::Error(e) = outcome {
-                        log::error!(target: "hublink::hub::handlers", "A callback for the method '{name}' threw error '{e}'.");
+                    // The core logs a failure with the official text (and, as the official
+                    // client, answers a client-result request with it).
+                    match (args.values(), bridge) {
+                        (Ok(values), Some(bridge)) => {
+                            match call_on_loop(&bridge, callable, values).await {
+                                Answer::Error(e) => HandlerOutcome::Failed(e),
+                                Answer::Value(_) | Answer::End => HandlerOutcome::NoResult,
+                            }
+                        }
+                        (Err(e), _) => HandlerOutcome::Failed(e.to_string()),
+                        (_, None) => {
+                            HandlerOutcome::Failed("the connection has no event loop".into())
+                        }
                     }
                 }
             })

@@ -162,6 +162,14 @@ async def test_client_results(server: str, combo: Combo) -> None:
             return None
 
         assert await asyncio.to_thread(http_get, url) == "Client didn't provide a result."
+        conn.off("result")
+
+        @conn.on("Result")
+        def void_fails() -> None:
+            raise ValueError("from a void callback")
+
+        # As the official client: the failure answers the request.
+        assert await asyncio.to_thread(http_get, url) == "ValueError: from a void callback"
 
 
 async def test_complex_values(server: str, combo: Combo) -> None:
