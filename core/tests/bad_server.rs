@@ -12,6 +12,8 @@
 //!
 //! Test names and `// scenario:` comments carry scenario names (tests/scenarios/scenarios.txt).
 
+mod common;
+
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
@@ -25,6 +27,8 @@ use hublink::{
     UploadStream,
 };
 use hublink_testserver::{TestServer, TestServerOptions};
+
+use common::{calls, tag, COMBINATIONS};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -49,27 +53,6 @@ const CLOSED_BEFORE_HANDSHAKE: &str =
 const REDIRECT_LIMIT: &str = "Negotiate redirection limit exceeded.";
 const LEGACY_SERVER: &str = "Detected a connection attempt to an ASP.NET SignalR Server. This client only supports connecting to an ASP.NET Core SignalR Server. See https://aka.ms/signalr-core-differences for details.";
 const NEGOTIATE_FAILED: &str = "Failed to complete negotiation with the server: ";
-
-const COMBINATIONS: [(TransportKind, HubProtocol); 5] = [
-    (TransportKind::WebSockets, HubProtocol::Json),
-    (TransportKind::WebSockets, HubProtocol::MessagePack),
-    (TransportKind::ServerSentEvents, HubProtocol::Json),
-    (TransportKind::LongPolling, HubProtocol::Json),
-    (TransportKind::LongPolling, HubProtocol::MessagePack),
-];
-
-fn tag(transport: TransportKind, protocol: HubProtocol) -> String {
-    let t = match transport {
-        TransportKind::WebSockets => "ws",
-        TransportKind::ServerSentEvents => "sse",
-        TransportKind::LongPolling => "lp",
-    };
-    let p = match protocol {
-        HubProtocol::Json => "json",
-        HubProtocol::MessagePack => "msgpack",
-    };
-    format!("{t}.{p}")
-}
 
 // ---------------------------------------------------------------------------------------------
 // Panics, hangs and close events.
@@ -159,6 +142,49 @@ async fn assert_disconnected(connection: &HubConnection, what: &str) {
     );
 }
 
+/// With an Echo in flight the connection closes cleanly (`on_close` without an error); the
+/// invocation fails with the official text.
+async fn assert_clean_close_fails_the_pending_invoke(
+    connection: &HubConnection,
+    closes: &mut Closes,
+    what: &str,
+) {
+    let caller = connection.clone();
+    let pending = tokio::spawn(async move { caller.invoke::<String>("Echo", ("x",)).await });
+    assert_eq!(
+        next_close(closes, what).await,
+        None,
+        "{what}: a clean close"
+    );
+    let error = within(what, pending).await.unwrap().unwrap_err();
+    assert_eq!(
+        error,
+        Error::ConnectionClosed(CONNECTION_CLOSED.into()),
+        "{what}"
+    );
+    assert_disconnected(connection, what).await;
+}
+
+/// The next item of `pending` is `error`.
+async fn assert_stream_fails_with<S>(pending: &mut S, error: &Error, name: &str)
+where
+    S: futures_util::Stream<Item = Result<String, Error>> + Unpin,
+{
+    match within(name, pending.next()).await {
+        Some(Err(e)) => assert_eq!(&e, error, "{name}: the pending stream fails with it"),
+        other => panic!("{name}: the pending stream must fail, got {other:?}"),
+    }
+}
+
+/// An invocation in flight: `UploadSum` over an upload that never ends.
+fn endless_upload(connection: &HubConnection) -> tokio::task::JoinHandle<Result<i64, Error>> {
+    let caller = connection.clone();
+    tokio::spawn(async move {
+        let forever = UploadStream::new(stream::pending::<i64>());
+        caller.invoke::<i64>("UploadSum", (forever,)).await
+    })
+}
+
 fn assert_protocol_error(error: &Error, what: &str) {
     match error {
         Error::Protocol(ProtocolError::InvalidMessage(text)) => {
@@ -192,6 +218,14 @@ async fn start(connection: &HubConnection, what: &str) {
     within(format!("{what}: start"), connection.start())
         .await
         .unwrap_or_else(|e| panic!("{what}: start failed: {e}"));
+}
+
+/// Builds the connection, records its close events and starts it.
+async fn connected(builder: HubConnectionBuilder, what: &str) -> (HubConnection, Closes) {
+    let connection = builder.build().unwrap();
+    let closes = closes(&connection);
+    start(&connection, what).await;
+    (connection, closes)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -539,11 +573,11 @@ async fn malformed_after_closes_with_a_protocol_error_and_fails_pending_streams(
     for (transport, protocol) in COMBINATIONS {
         let name = tag(transport, protocol);
         // Message 1 is the handshake answer, message 2 the Echo completion; then the garbage.
-        let connection = builder(&faulty(&server, "malformed_after:2"), transport, protocol)
-            .build()
-            .unwrap();
-        let mut closes = closes(&connection);
-        start(&connection, &name).await;
+        let (connection, mut closes) = connected(
+            builder(&faulty(&server, "malformed_after:2"), transport, protocol),
+            &name,
+        )
+        .await;
         let mut pending = within(&name, connection.stream::<String>("InfiniteStream", ()))
             .await
             .unwrap();
@@ -555,10 +589,7 @@ async fn malformed_after_closes_with_a_protocol_error_and_fails_pending_streams(
             .await
             .unwrap_or_else(|| panic!("{name}: the close carries the error"));
         assert_protocol_error(&error, &name);
-        match within(&name, pending.next()).await {
-            Some(Err(e)) => assert_eq!(e, error, "{name}: the pending stream fails with it"),
-            other => panic!("{name}: the pending stream must fail, got {other:?}"),
-        }
+        assert_stream_fails_with(&mut pending, &error, &name).await;
         assert_disconnected(&connection, &name).await;
         assert_no_close(&mut closes, &name);
     }
@@ -573,9 +604,7 @@ async fn send_malformed_fails_the_pending_invoke_and_stream_with_the_close_error
     for (transport, protocol) in COMBINATIONS {
         let name = tag(transport, protocol);
         let url = format!("{}/testhub", server.base_url());
-        let connection = builder(&url, transport, protocol).build().unwrap();
-        let mut closes = closes(&connection);
-        start(&connection, &name).await;
+        let (connection, mut closes) = connected(builder(&url, transport, protocol), &name).await;
         let mut pending = within(&name, connection.stream::<String>("InfiniteStream", ()))
             .await
             .unwrap();
@@ -586,10 +615,7 @@ async fn send_malformed_fails_the_pending_invoke_and_stream_with_the_close_error
         assert_protocol_error(&invoke_error, &name);
         let error = next_close(&mut closes, &name).await;
         assert_eq!(error.as_ref(), Some(&invoke_error), "{name}: same error");
-        match within(&name, pending.next()).await {
-            Some(Err(e)) => assert_eq!(e, invoke_error, "{name}: the pending stream"),
-            other => panic!("{name}: the pending stream must fail, got {other:?}"),
-        }
+        assert_stream_fails_with(&mut pending, &invoke_error, &name).await;
         assert_disconnected(&connection, &name).await;
     }
     assert_no_panics();
@@ -737,11 +763,11 @@ async fn every_kind_of_bad_frame_closes_with_a_protocol_error_and_fails_the_pend
         let mut case = 0;
         while bad_frame(protocol, case, "0").is_some() {
             let name = format!("{} case {case}", tag(TransportKind::WebSockets, protocol));
-            let connection = builder(&server.hub_url(), TransportKind::WebSockets, protocol)
-                .build()
-                .unwrap();
-            let mut closes = closes(&connection);
-            start(&connection, &name).await;
+            let (connection, mut closes) = connected(
+                builder(&server.hub_url(), TransportKind::WebSockets, protocol),
+                &name,
+            )
+            .await;
             let method = format!("Case{case}");
             let error = within(&name, connection.invoke::<serde_json::Value>(&method, ()))
                 .await
@@ -794,12 +820,11 @@ async fn a_message_above_max_message_size_closes_with_message_too_large() {
     for (transport, protocol) in COMBINATIONS {
         let name = tag(transport, protocol);
         let url = faulty(&server, "oversized_message:200000");
-        let connection = builder(&url, transport, protocol)
-            .with_max_message_size(MAX)
-            .build()
-            .unwrap();
-        let mut closes = closes(&connection);
-        start(&connection, &name).await;
+        let (connection, mut closes) = connected(
+            builder(&url, transport, protocol).with_max_message_size(MAX),
+            &name,
+        )
+        .await;
         let error = next_close(&mut closes, &name).await;
         match error {
             Some(Error::Protocol(ProtocolError::MessageTooLarge { size, max })) => {
@@ -811,15 +836,15 @@ async fn a_message_above_max_message_size_closes_with_message_too_large() {
         assert_disconnected(&connection, &name).await;
     }
     // The default maximum (1 MiB) against the default oversized message (2 MiB).
-    let connection = builder(
-        &faulty(&server, "oversized_message"),
-        TransportKind::WebSockets,
-        HubProtocol::Json,
+    let (_connection, mut closes) = connected(
+        builder(
+            &faulty(&server, "oversized_message"),
+            TransportKind::WebSockets,
+            HubProtocol::Json,
+        ),
+        "default maximum",
     )
-    .build()
-    .unwrap();
-    let mut closes = closes(&connection);
-    start(&connection, "default maximum").await;
+    .await;
     match next_close(&mut closes, "default maximum").await {
         Some(Error::Protocol(ProtocolError::MessageTooLarge { max, .. })) => {
             assert_eq!(max, 1024 * 1024)
@@ -857,12 +882,12 @@ async fn an_endless_frame_or_a_huge_length_prefix_closes_with_message_too_large(
     .await;
     for protocol in [HubProtocol::Json, HubProtocol::MessagePack] {
         let name = tag(TransportKind::WebSockets, protocol);
-        let connection = builder(&server.hub_url(), TransportKind::WebSockets, protocol)
-            .with_max_message_size(MAX)
-            .build()
-            .unwrap();
-        let mut closes = closes(&connection);
-        start(&connection, &name).await;
+        let (connection, mut closes) = connected(
+            builder(&server.hub_url(), TransportKind::WebSockets, protocol)
+                .with_max_message_size(MAX),
+            &name,
+        )
+        .await;
         match next_close(&mut closes, &name).await {
             Some(Error::Protocol(ProtocolError::MessageTooLarge { size, max })) => {
                 assert_eq!(max, MAX, "{name}");
@@ -955,13 +980,7 @@ async fn unknown_message_types_are_ignored_and_the_connection_keeps_working() {
             .build()
             .unwrap();
         let mut closes = closes(&connection);
-        let (calls_tx, mut calls) = mpsc::unbounded_channel();
-        connection.on("Message", move |(text,): (String,)| {
-            let calls_tx = calls_tx.clone();
-            async move {
-                let _ = calls_tx.send(text);
-            }
-        });
+        let mut calls = calls(&connection, "Message");
         start(&connection, &name).await;
         for word in ["one", "two", "three"] {
             let echoed: String = within(&name, connection.invoke("Echo", (word,)))
@@ -1003,13 +1022,7 @@ async fn split_and_coalesced_frames_still_decode() {
             .build()
             .unwrap();
             let mut closes = closes(&connection);
-            let (calls_tx, mut calls) = mpsc::unbounded_channel();
-            connection.on("Message", move |(text,): (String,)| {
-                let calls_tx = calls_tx.clone();
-                async move {
-                    let _ = calls_tx.send(text);
-                }
-            });
+            let mut calls = calls(&connection, "Message");
             start(&connection, &name).await;
             let text = "你好，世界！ split me";
             let echoed: String = within(&name, connection.invoke("Echo", (text,)))
@@ -1090,13 +1103,7 @@ async fn one_byte_per_frame_still_decodes_including_the_handshake_answer() {
         let connection = builder(&server.hub_url(), TransportKind::WebSockets, protocol)
             .build()
             .unwrap();
-        let (calls_tx, mut calls) = mpsc::unbounded_channel();
-        connection.on("Message", move |(text,): (String,)| {
-            let calls_tx = calls_tx.clone();
-            async move {
-                let _ = calls_tx.send(text);
-            }
-        });
+        let mut calls = calls(&connection, "Message");
         let mut closes = closes(&connection);
         start(&connection, &name).await;
         let called = within(&name, calls.recv()).await;
@@ -1257,17 +1264,23 @@ async fn a_handshake_answer_without_separator_fails_start_at_the_handshake_timeo
     assert_no_panics();
 }
 
-// scenario: ws.json.handshake.no-separator
-#[tokio::test]
-async fn an_endless_handshake_answer_fails_start_with_handshake_error() {
-    watch_panics();
-    let server = websocket_server(|mut ws, _| async move {
+/// A WebSocket server answering the handshake request with an unterminated JSON string that
+/// never ends.
+async fn endless_handshake_server() -> FakeServer {
+    websocket_server(|mut ws, _| async move {
         let filler = "{\"a\":\"".to_owned() + &"x".repeat(16 * 1024);
         while ws.send(Message::text(filler.clone())).await.is_ok() {
             sleep(Duration::from_millis(5)).await;
         }
     })
-    .await;
+    .await
+}
+
+// scenario: ws.json.handshake.no-separator
+#[tokio::test]
+async fn an_endless_handshake_answer_fails_start_with_handshake_error() {
+    watch_panics();
+    let server = endless_handshake_server().await;
     let connection = builder(
         &server.hub_url(),
         TransportKind::WebSockets,
@@ -1289,13 +1302,7 @@ async fn an_endless_handshake_answer_fails_start_long_before_the_handshake_timeo
     // The part of the case above that holds today: bounded by the maximum message size, not
     // the handshake timeout, and a clear error.
     watch_panics();
-    let server = websocket_server(|mut ws, _| async move {
-        let filler = "{\"a\":\"".to_owned() + &"x".repeat(16 * 1024);
-        while ws.send(Message::text(filler.clone())).await.is_ok() {
-            sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    let server = endless_handshake_server().await;
     let connection = builder(
         &server.hub_url(),
         TransportKind::WebSockets,
@@ -1572,15 +1579,9 @@ async fn a_transport_dropped_mid_stream_fails_the_stream_and_calls_in_flight() {
         let name = tag(transport, protocol);
         // The handshake answer and 4 stream items, then the transport goes.
         let url = faulty(&server, "drop_after_messages:5");
-        let connection = builder(&url, transport, protocol).build().unwrap();
-        let mut closes = closes(&connection);
-        start(&connection, &name).await;
+        let (connection, mut closes) = connected(builder(&url, transport, protocol), &name).await;
         // An invocation in flight that runs alongside the stream (it waits for its upload).
-        let caller = connection.clone();
-        let in_flight = tokio::spawn(async move {
-            let forever = UploadStream::new(stream::pending::<i64>());
-            caller.invoke::<i64>("UploadSum", (forever,)).await
-        });
+        let in_flight = endless_upload(&connection);
         sleep(Duration::from_millis(100)).await;
         let mut items = within(&name, connection.stream::<i64>("StreamCount", (1000,)))
             .await
@@ -1624,26 +1625,17 @@ async fn abort_on_the_server_fails_calls_in_flight() {
     for (transport, protocol) in COMBINATIONS {
         let name = tag(transport, protocol);
         let url = format!("{}/testhub", server.base_url());
-        let connection = builder(&url, transport, protocol).build().unwrap();
-        let mut closes = closes(&connection);
-        start(&connection, &name).await;
+        let (connection, mut closes) = connected(builder(&url, transport, protocol), &name).await;
         let mut pending = within(&name, connection.stream::<String>("InfiniteStream", ()))
             .await
             .unwrap();
-        let caller = connection.clone();
-        let in_flight = tokio::spawn(async move {
-            let forever = UploadStream::new(stream::pending::<i64>());
-            caller.invoke::<i64>("UploadSum", (forever,)).await
-        });
+        let in_flight = endless_upload(&connection);
         sleep(Duration::from_millis(100)).await;
         within(&name, connection.send("Abort", ())).await.unwrap();
         let error = next_close(&mut closes, &name)
             .await
             .unwrap_or_else(|| panic!("{name}: a dropped transport is an error"));
-        match within(&name, pending.next()).await {
-            Some(Err(e)) => assert_eq!(e, error, "{name}: the pending stream"),
-            other => panic!("{name}: the pending stream must fail, got {other:?}"),
-        }
+        assert_stream_fails_with(&mut pending, &error, &name).await;
         let invoke = within(&name, in_flight).await.unwrap();
         assert_eq!(invoke, Err(error), "{name}: the invocation in flight");
         assert_disconnected(&connection, &name).await;
@@ -1690,6 +1682,26 @@ async fn long_polling_poll_errors_before_the_handshake_answer_fail_start() {
     assert_no_panics();
 }
 
+/// A JSON connection started against [`long_polling_server`] whose poll after the first
+/// invocation answers `final_status` (DELETE is answered). Keep the server alive.
+async fn long_polling_connected(
+    final_status: &'static str,
+    what: &str,
+) -> (FakeServer, HubConnection, Closes) {
+    let server = long_polling_server(LongPollingScript {
+        final_status: Some(final_status),
+        answer_delete: true,
+    })
+    .await;
+    let url = server.hub_url();
+    let (connection, closes) = connected(
+        builder(&url, TransportKind::LongPolling, HubProtocol::Json),
+        what,
+    )
+    .await;
+    (server, connection, closes)
+}
+
 // scenario: lp.json.close.poll-error
 #[tokio::test]
 async fn long_polling_poll_errors_close_the_connection_with_the_status() {
@@ -1701,20 +1713,7 @@ async fn long_polling_poll_errors_close_the_connection_with_the_status() {
             "Internal Server Error: Status code '500'",
         ),
     ] {
-        let server = long_polling_server(LongPollingScript {
-            final_status: Some(status),
-            answer_delete: true,
-        })
-        .await;
-        let connection = builder(
-            &server.hub_url(),
-            TransportKind::LongPolling,
-            HubProtocol::Json,
-        )
-        .build()
-        .unwrap();
-        let mut closes = closes(&connection);
-        start(&connection, status).await;
+        let (_server, connection, mut closes) = long_polling_connected(status, status).await;
         let error = within(status, connection.invoke::<String>("Echo", ("x",)))
             .await
             .unwrap_err();
@@ -1733,26 +1732,8 @@ async fn long_polling_poll_errors_close_the_connection_with_the_status() {
 #[tokio::test]
 async fn long_polling_204_closes_the_connection_cleanly() {
     watch_panics();
-    let server = long_polling_server(LongPollingScript {
-        final_status: Some("204 No Content"),
-        answer_delete: true,
-    })
-    .await;
-    let connection = builder(
-        &server.hub_url(),
-        TransportKind::LongPolling,
-        HubProtocol::Json,
-    )
-    .build()
-    .unwrap();
-    let mut closes = closes(&connection);
-    start(&connection, "204").await;
-    let caller = connection.clone();
-    let pending = tokio::spawn(async move { caller.invoke::<String>("Echo", ("x",)).await });
-    assert_eq!(next_close(&mut closes, "204").await, None, "a clean close");
-    let error = within("204", pending).await.unwrap().unwrap_err();
-    assert_eq!(error, Error::ConnectionClosed(CONNECTION_CLOSED.into()));
-    assert_disconnected(&connection, "204").await;
+    let (_server, connection, mut closes) = long_polling_connected("204 No Content", "204").await;
+    assert_clean_close_fails_the_pending_invoke(&connection, &mut closes, "204").await;
     assert_no_panics();
 }
 
@@ -1774,21 +1755,16 @@ async fn a_websocket_closed_with_1000_closes_the_connection_cleanly() {
         drain(ws).await;
     })
     .await;
-    let connection = builder(
-        &server.hub_url(),
-        TransportKind::WebSockets,
-        HubProtocol::Json,
+    let (connection, mut closes) = connected(
+        builder(
+            &server.hub_url(),
+            TransportKind::WebSockets,
+            HubProtocol::Json,
+        ),
+        "1000",
     )
-    .build()
-    .unwrap();
-    let mut closes = closes(&connection);
-    start(&connection, "1000").await;
-    let caller = connection.clone();
-    let pending = tokio::spawn(async move { caller.invoke::<String>("Echo", ("x",)).await });
-    assert_eq!(next_close(&mut closes, "1000").await, None, "a clean close");
-    let error = within("1000", pending).await.unwrap().unwrap_err();
-    assert_eq!(error, Error::ConnectionClosed(CONNECTION_CLOSED.into()));
-    assert_disconnected(&connection, "1000").await;
+    .await;
+    assert_clean_close_fails_the_pending_invoke(&connection, &mut closes, "1000").await;
     assert_no_panics();
 }
 
@@ -1797,20 +1773,7 @@ async fn a_websocket_closed_with_1000_closes_the_connection_cleanly() {
 async fn long_polling_204_ends_the_connection_and_fails_the_pending_invoke() {
     // The part of the case above that holds today.
     watch_panics();
-    let server = long_polling_server(LongPollingScript {
-        final_status: Some("204 No Content"),
-        answer_delete: true,
-    })
-    .await;
-    let connection = builder(
-        &server.hub_url(),
-        TransportKind::LongPolling,
-        HubProtocol::Json,
-    )
-    .build()
-    .unwrap();
-    let mut closes = closes(&connection);
-    start(&connection, "204").await;
+    let (_server, connection, mut closes) = long_polling_connected("204 No Content", "204").await;
     let error = within("204", connection.invoke::<String>("Echo", ("x",)))
         .await
         .unwrap_err();
@@ -1841,12 +1804,12 @@ async fn a_silent_server_times_out_and_fails_pending_calls() {
         (TransportKind::ServerSentEvents, HubProtocol::Json),
     ] {
         let name = tag(transport, protocol);
-        let connection = builder(&faulty(&server, "no_pings"), transport, protocol)
-            .with_server_timeout(Duration::from_millis(500))
-            .build()
-            .unwrap();
-        let mut closes = closes(&connection);
-        start(&connection, &name).await;
+        let (connection, mut closes) = connected(
+            builder(&faulty(&server, "no_pings"), transport, protocol)
+                .with_server_timeout(Duration::from_millis(500)),
+            &name,
+        )
+        .await;
         let began = Instant::now();
         // The server sleeps 5 s before it answers: nothing arrives meanwhile.
         let error = within(&name, connection.invoke::<()>("StallFor", (5000,)))
@@ -1868,6 +1831,34 @@ async fn a_silent_server_times_out_and_fails_pending_calls() {
 // ---------------------------------------------------------------------------------------------
 // stop() while the server does not answer.
 
+/// stop() finishes within `bound_secs` seconds, fails `in_flight` with the official text and
+/// closes cleanly.
+async fn assert_stop_fails_the_call_in_flight<T: std::fmt::Debug + PartialEq>(
+    connection: &HubConnection,
+    closes: &mut Closes,
+    in_flight: tokio::task::JoinHandle<Result<T, Error>>,
+    bound_secs: u64,
+    name: &str,
+) {
+    let began = Instant::now();
+    within(format!("{name}: stop"), connection.stop())
+        .await
+        .unwrap();
+    assert!(
+        began.elapsed() < Duration::from_secs(bound_secs),
+        "{name}: stop took {:?}",
+        began.elapsed()
+    );
+    let invoke = within(name, in_flight).await.unwrap();
+    assert_eq!(
+        invoke,
+        Err(Error::ConnectionClosed(CONNECTION_CLOSED.into())),
+        "{name}"
+    );
+    assert_eq!(next_close(closes, name).await, None, "{name}");
+    assert_disconnected(connection, name).await;
+}
+
 // scenario: {t}.{p}.stop.unanswered-invoke
 #[tokio::test]
 async fn stop_completes_while_an_invoke_is_unanswered_and_fails_it() {
@@ -1876,30 +1867,12 @@ async fn stop_completes_while_an_invoke_is_unanswered_and_fails_it() {
     for (transport, protocol) in COMBINATIONS {
         let name = tag(transport, protocol);
         let url = format!("{}/testhub", server.base_url());
-        let connection = builder(&url, transport, protocol).build().unwrap();
-        let mut closes = closes(&connection);
-        start(&connection, &name).await;
+        let (connection, mut closes) = connected(builder(&url, transport, protocol), &name).await;
         let caller = connection.clone();
         let in_flight =
             tokio::spawn(async move { caller.invoke::<()>("StallFor", (60_000,)).await });
         sleep(Duration::from_millis(100)).await;
-        let began = Instant::now();
-        within(format!("{name}: stop"), connection.stop())
-            .await
-            .unwrap();
-        assert!(
-            began.elapsed() < Duration::from_secs(3),
-            "{name}: stop took {:?}",
-            began.elapsed()
-        );
-        let invoke = within(&name, in_flight).await.unwrap();
-        assert_eq!(
-            invoke,
-            Err(Error::ConnectionClosed(CONNECTION_CLOSED.into())),
-            "{name}"
-        );
-        assert_eq!(next_close(&mut closes, &name).await, None, "{name}");
-        assert_disconnected(&connection, &name).await;
+        assert_stop_fails_the_call_in_flight(&connection, &mut closes, in_flight, 3, &name).await;
     }
     assert_no_panics();
 }
@@ -1925,32 +1898,16 @@ async fn stop_completes_against_a_server_that_never_answers_anything() {
         (&ws_server, TransportKind::WebSockets, "ws"),
         (&lp_server, TransportKind::LongPolling, "lp"),
     ] {
-        let connection = builder(&server.hub_url(), transport, HubProtocol::Json)
-            .with_http_timeout(Duration::from_secs(1))
-            .build()
-            .unwrap();
-        let mut closes = closes(&connection);
-        start(&connection, name).await;
+        let (connection, mut closes) = connected(
+            builder(&server.hub_url(), transport, HubProtocol::Json)
+                .with_http_timeout(Duration::from_secs(1)),
+            name,
+        )
+        .await;
         let caller = connection.clone();
         let in_flight = tokio::spawn(async move { caller.invoke::<String>("Echo", ("x",)).await });
         sleep(Duration::from_millis(200)).await;
-        let began = Instant::now();
-        within(format!("{name}: stop"), connection.stop())
-            .await
-            .unwrap();
-        assert!(
-            began.elapsed() < Duration::from_secs(7),
-            "{name}: stop took {:?}",
-            began.elapsed()
-        );
-        let invoke = within(name, in_flight).await.unwrap();
-        assert_eq!(
-            invoke,
-            Err(Error::ConnectionClosed(CONNECTION_CLOSED.into())),
-            "{name}"
-        );
-        assert_eq!(next_close(&mut closes, name).await, None, "{name}");
-        assert_disconnected(&connection, name).await;
+        assert_stop_fails_the_call_in_flight(&connection, &mut closes, in_flight, 7, name).await;
     }
     assert_no_panics();
 }

@@ -1,6 +1,8 @@
 //! HubConnection against the in-repo test server over real sockets, for every transport ×
 //! protocol combination the spec allows. Test names carry scenario names (tests/scenarios).
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,18 +12,12 @@ use hublink::{
     UploadStream,
 };
 use hublink_testserver::{TestServer, TestServerOptions};
+
+use common::{calls, tag, COMBINATIONS};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-const COMBINATIONS: [(TransportKind, HubProtocol); 5] = [
-    (TransportKind::WebSockets, HubProtocol::Json),
-    (TransportKind::WebSockets, HubProtocol::MessagePack),
-    (TransportKind::ServerSentEvents, HubProtocol::Json),
-    (TransportKind::LongPolling, HubProtocol::Json),
-    (TransportKind::LongPolling, HubProtocol::MessagePack),
-];
 
 async fn server() -> TestServer {
     TestServer::start(TestServerOptions::default())
@@ -54,19 +50,6 @@ async fn connect(
         .expect("start in time")
         .unwrap_or_else(|e| panic!("{transport} {protocol:?}: start failed: {e}"));
     connection
-}
-
-fn tag(transport: TransportKind, protocol: HubProtocol) -> String {
-    let t = match transport {
-        TransportKind::WebSockets => "ws",
-        TransportKind::ServerSentEvents => "sse",
-        TransportKind::LongPolling => "lp",
-    };
-    let p = match protocol {
-        HubProtocol::Json => "json",
-        HubProtocol::MessagePack => "msgpack",
-    };
-    format!("{t}.{p}")
 }
 
 // scenario: {t}.{p}.invoke.echo-unicode, {t}.{p}.connect.connection-id, {t}.{p}.connect.transport-name
@@ -141,13 +124,7 @@ async fn send_and_server_to_client_calls_with_case_insensitive_names() {
         let connection = builder(&server, "/testhub", transport, protocol)
             .build()
             .unwrap();
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        connection.on("message", move |(text,): (String,)| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send(text);
-            }
-        });
+        let mut rx = calls(&connection, "message");
         connection.start().await.unwrap();
         connection
             .send("InvokeWithString", ("hello from send",))

@@ -1399,7 +1399,7 @@ fn table() -> Vec<Row> {
     t.0
 }
 
-/// Rows that show bugs in the protocol layer; they run in the ignored test below.
+/// Rows that showed bugs in the protocol layer; they run in the regression test below.
 fn bug_rows() -> Vec<Row> {
     let mut t = Table(Vec::new());
     t.json(

@@ -1,15 +1,19 @@
 //! Automatic reconnect and stateful reconnect against the in-repo test server, with faults
 //! the server injects.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use hublink::{
-    DefaultRetryPolicy, Error, HubConnection, HubConnectionBuilder, HubConnectionState,
-    RetryContext, RetryPolicy, TransportKind,
+    DefaultRetryPolicy, HubConnection, HubConnectionBuilder, HubConnectionState, RetryContext,
+    RetryPolicy, TransportKind,
 };
 use hublink_testserver::{TestServer, TestServerOptions};
+
+use common::calls;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
@@ -45,6 +49,34 @@ async fn next(events: &mut mpsc::UnboundedReceiver<Event>) -> Event {
         .expect("events channel open")
 }
 
+async fn server() -> TestServer {
+    TestServer::start(TestServerOptions::default())
+        .await
+        .unwrap()
+}
+
+/// A builder for the hub at `path` of `server`.
+fn hub(server: &TestServer, path: &str) -> HubConnectionBuilder {
+    HubConnectionBuilder::new().with_url(format!("{}{path}", server.base_url()))
+}
+
+/// Builds the connection, records its events and starts it.
+async fn started(builder: HubConnectionBuilder) -> (HubConnection, mpsc::UnboundedReceiver<Event>) {
+    let connection = builder.build().unwrap();
+    let events = record(&connection);
+    connection.start().await.unwrap();
+    (connection, events)
+}
+
+/// Has the server abort the connection; the next event is Reconnecting with the error.
+async fn abort_and_expect_reconnecting(
+    connection: &HubConnection,
+    events: &mut mpsc::UnboundedReceiver<Event>,
+) {
+    let _ = connection.send("Abort", ()).await;
+    assert!(matches!(next(events).await, Event::Reconnecting(Some(_))));
+}
+
 /// Records every context it is asked about, and retries quickly a few times.
 struct Recording {
     contexts: Arc<Mutex<Vec<(u64, String)>>>,
@@ -70,9 +102,7 @@ impl RetryPolicy for Recording {
 // scenario: ws.json.reconnect.new-connection-id, ws.json.reconnect.server-fault
 #[tokio::test]
 async fn a_dropped_connection_reconnects_with_a_new_id_and_the_same_handlers() {
-    let server = TestServer::start(TestServerOptions::default())
-        .await
-        .unwrap();
+    let server = server().await;
     let tokens = Arc::new(Mutex::new(0));
     let t = tokens.clone();
     let connection = HubConnectionBuilder::new()
@@ -85,13 +115,7 @@ async fn a_dropped_connection_reconnects_with_a_new_id_and_the_same_handlers() {
         .with_automatic_reconnect_delays([Duration::ZERO, Duration::from_millis(100)])
         .build()
         .unwrap();
-    let (tx, mut messages) = mpsc::unbounded_channel();
-    connection.on("Message", move |(text,): (String,)| {
-        let tx = tx.clone();
-        async move {
-            let _ = tx.send(text);
-        }
-    });
+    let mut messages = calls(&connection, "Message");
     let mut events = record(&connection);
     connection.start().await.unwrap();
     let first_id = connection.connection_id().unwrap();
@@ -100,11 +124,7 @@ async fn a_dropped_connection_reconnects_with_a_new_id_and_the_same_handlers() {
         .await
         .unwrap();
 
-    let _ = connection.send("Abort", ()).await;
-    match next(&mut events).await {
-        Event::Reconnecting(Some(_)) => {}
-        other => panic!("{other:?}"),
-    }
+    abort_and_expect_reconnecting(&connection, &mut events).await;
     let new_id = match next(&mut events).await {
         Event::Reconnected(Some(id)) => id,
         other => panic!("{other:?}"),
@@ -136,16 +156,9 @@ async fn a_dropped_connection_reconnects_with_a_new_id_and_the_same_handlers() {
 // scenario: ws.json.close.allow-reconnect, ws.json.close.no-reconnect
 #[tokio::test]
 async fn a_server_close_reconnects_only_when_it_allows_it() {
-    let server = TestServer::start(TestServerOptions::default())
-        .await
-        .unwrap();
-    let connection = HubConnectionBuilder::new()
-        .with_url(format!("{}/testhub", server.base_url()))
-        .with_automatic_reconnect()
-        .build()
-        .unwrap();
-    let mut events = record(&connection);
-    connection.start().await.unwrap();
+    let server = server().await;
+    let (connection, mut events) =
+        started(hub(&server, "/testhub").with_automatic_reconnect()).await;
     let _ = connection.send("CloseMe", ("Error!", true)).await;
     assert_eq!(
         next(&mut events).await,
@@ -166,9 +179,7 @@ async fn a_server_close_reconnects_only_when_it_allows_it() {
 // scenario: any.any.reconnect.policy-gives-up
 #[tokio::test]
 async fn the_policy_sees_each_failure_and_its_giving_up_closes_the_connection() {
-    let server = TestServer::start(TestServerOptions::default())
-        .await
-        .unwrap();
+    let server = server().await;
     let contexts = Arc::new(Mutex::new(Vec::new()));
     let connection = HubConnectionBuilder::new()
         .with_url(format!("{}/testhub", server.base_url()))
@@ -180,11 +191,7 @@ async fn the_policy_sees_each_failure_and_its_giving_up_closes_the_connection() 
         .unwrap();
     let mut events = record(&connection);
     connection.start().await.unwrap();
-    let _ = connection.send("Abort", ()).await;
-    assert!(matches!(
-        next(&mut events).await,
-        Event::Reconnecting(Some(_))
-    ));
+    abort_and_expect_reconnecting(&connection, &mut events).await;
     server.shutdown().await;
     let closed = next(&mut events).await;
     assert!(matches!(closed, Event::Closed(Some(_))), "{closed:?}");
@@ -204,21 +211,12 @@ async fn the_policy_sees_each_failure_and_its_giving_up_closes_the_connection() 
 // scenario: any.any.reconnect.stop-during-delay
 #[tokio::test]
 async fn stop_during_a_reconnect_delay_ends_everything_once() {
-    let server = TestServer::start(TestServerOptions::default())
-        .await
-        .unwrap();
-    let connection = HubConnectionBuilder::new()
-        .with_url(format!("{}/testhub", server.base_url()))
-        .with_automatic_reconnect_delays([Duration::from_secs(60)])
-        .build()
-        .unwrap();
-    let mut events = record(&connection);
-    connection.start().await.unwrap();
-    let _ = connection.send("Abort", ()).await;
-    assert!(matches!(
-        next(&mut events).await,
-        Event::Reconnecting(Some(_))
-    ));
+    let server = server().await;
+    let (connection, mut events) = started(
+        hub(&server, "/testhub").with_automatic_reconnect_delays([Duration::from_secs(60)]),
+    )
+    .await;
+    abort_and_expect_reconnecting(&connection, &mut events).await;
     assert_eq!(connection.state(), HubConnectionState::Reconnecting);
     timeout(WAIT, connection.stop()).await.unwrap().unwrap();
     assert_eq!(connection.state(), HubConnectionState::Disconnected);
@@ -234,24 +232,13 @@ async fn stop_during_a_reconnect_delay_ends_everything_once() {
 // scenario: any.any.reconnect.no-policy
 #[tokio::test]
 async fn without_a_policy_a_lost_connection_just_closes() {
-    let server = TestServer::start(TestServerOptions::default())
-        .await
-        .unwrap();
-    let connection = HubConnectionBuilder::new()
-        .with_url(format!("{}/testhub", server.base_url()))
-        .build()
-        .unwrap();
-    let mut events = record(&connection);
-    connection.start().await.unwrap();
+    let server = server().await;
+    let (connection, mut events) = started(hub(&server, "/testhub")).await;
     let _ = connection.send("Abort", ()).await;
     assert!(matches!(next(&mut events).await, Event::Closed(Some(_))));
-    let empty = HubConnectionBuilder::new()
-        .with_url(format!("{}/testhub", server.base_url()))
-        .with_retry_policy(DefaultRetryPolicy::with_delays([]))
-        .build()
-        .unwrap();
-    let mut events = record(&empty);
-    empty.start().await.unwrap();
+    let (empty, mut events) =
+        started(hub(&server, "/testhub").with_retry_policy(DefaultRetryPolicy::with_delays([])))
+            .await;
     let _ = empty.send("Abort", ()).await;
     assert!(
         matches!(next(&mut events).await, Event::Closed(Some(_))),
@@ -302,9 +289,7 @@ async fn the_first_start_can_be_retried_under_the_policy() {
 // scenario: ws.json.stateful.server-drop, ws.msgpack.stateful.server-drop
 #[tokio::test]
 async fn stateful_reconnect_hides_a_dropped_transport_and_loses_nothing() {
-    let server = TestServer::start(TestServerOptions::default())
-        .await
-        .unwrap();
+    let server = server().await;
     for protocol in [
         hublink::HubProtocol::Json,
         hublink::HubProtocol::MessagePack,
@@ -353,26 +338,17 @@ async fn stateful_reconnect_hides_a_dropped_transport_and_loses_nothing() {
 // scenario: ws.json.stateful.negotiate-denied
 #[tokio::test]
 async fn without_the_servers_consent_a_drop_falls_back_to_automatic_reconnect() {
-    let server = TestServer::start(TestServerOptions::default())
-        .await
-        .unwrap();
-    let connection = HubConnectionBuilder::new()
-        .with_url(format!("{}/testhub-nostateful", server.base_url()))
-        .with_stateful_reconnect()
-        .with_automatic_reconnect()
-        .build()
-        .unwrap();
-    let mut events = record(&connection);
-    connection.start().await.unwrap();
-    let _ = connection.send("Abort", ()).await;
-    assert!(matches!(
-        next(&mut events).await,
-        Event::Reconnecting(Some(_))
-    ));
+    let server = server().await;
+    let (connection, mut events) = started(
+        hub(&server, "/testhub-nostateful")
+            .with_stateful_reconnect()
+            .with_automatic_reconnect(),
+    )
+    .await;
+    abort_and_expect_reconnecting(&connection, &mut events).await;
     assert!(matches!(
         next(&mut events).await,
         Event::Reconnected(Some(_))
     ));
     connection.stop().await.unwrap();
-    let _ = Error::Transport(String::new());
 }
