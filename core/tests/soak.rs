@@ -556,6 +556,71 @@ fn assert_no_heap_leak(what: &str, before: isize, after: isize) {
     );
 }
 
+/// A soak run's connection under the drop fault, with what is measured before it: tasks
+/// alive on the client's runtime and live heap bytes.
+///
+/// The heap is measured before the client (and its server) exist, and again (at
+/// the end of the run) after both are gone. The test server runs in this process (on a
+/// runtime and threads of its own, see `Server`), and what it holds is counted too: it keeps
+/// an ended connection findable for 5 s (so a late poll gets 204), with its channel; a run of
+/// many reconnects ends with a hundred kilobytes or more of them, which would only go after a
+/// 5 s wait. So the server starts after the first measurement and is shut down (its runtime
+/// and threads too) before the second: both see no server, and the server can hide no leak
+/// of the client by freeing its own memory. The client's runtime exists at both (the tasks
+/// are counted on it).
+struct Soak {
+    server: Server,
+    connection: HubConnection,
+    lifecycle: Arc<Lifecycle>,
+    inbox: Arc<Inbox>,
+    tasks_before: usize,
+    heap_before: isize,
+    started: Instant,
+}
+
+impl Soak {
+    /// Measures, starts the server and a WebSocket connection to it (configured further by
+    /// `configure`) with frames in the latest events of a failure report.
+    async fn start(
+        p: &Params,
+        configure: impl FnOnce(HubConnectionBuilder) -> HubConnectionBuilder,
+    ) -> Soak {
+        let tasks_before = tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks();
+        let heap_before = heap::live();
+        heap::reset_peak();
+        let server = Server::start(server_options());
+        let url = format!("{}/testhub?{}", server.base_url, p.faults());
+        let started = Instant::now();
+        let builder = HubConnectionBuilder::new()
+            .with_url(url)
+            .with_transports([TransportKind::WebSockets])
+            .with_message_content_logging(true);
+        let (connection, lifecycle) = started_connection(configure(builder)).await;
+        let inbox = record_messages(&connection);
+        Soak {
+            server,
+            connection,
+            lifecycle,
+            inbox,
+            tasks_before,
+            heap_before,
+            started,
+        }
+    }
+}
+
+/// Builds the connection, records its lifecycle events and starts it (bounded).
+async fn started_connection(builder: HubConnectionBuilder) -> (HubConnection, Arc<Lifecycle>) {
+    let connection = builder.build().unwrap();
+    let lifecycle = record_lifecycle(&connection);
+    bounded("start", CALL_LIMIT, connection.start())
+        .await
+        .expect("start");
+    (connection, lifecycle)
+}
+
 async fn bounded<T>(what: &str, limit: Duration, f: impl Future<Output = T>) -> T {
     match timeout(limit, f).await {
         Ok(v) => v,
@@ -608,28 +673,15 @@ fn stateful_reconnect_delivers_everything_exactly_once_in_order_across_random_dr
     let p = Params::from_env();
     let k = p.per_flow();
     let (report, heap_before, heap_after) = client_runtime().block_on(async move {
-        let tasks_before = tokio::runtime::Handle::current()
-            .metrics()
-            .num_alive_tasks();
-        // The heap is measured with no server: see `heap_before` in
-        // automatic_reconnect_loses_no_call_silently_hangs_nowhere_and_leaks_no_task.
-        let heap_before = heap::live();
-        heap::reset_peak();
-        let server = Server::start(server_options());
-        let url = format!("{}/testhub?{}", server.base_url, p.faults());
-        let started = Instant::now();
-        let connection = HubConnectionBuilder::new()
-            .with_url(url)
-            .with_transports([TransportKind::WebSockets])
-            .with_stateful_reconnect()
-            .with_message_content_logging(true)
-            .build()
-            .unwrap();
-        let lifecycle = record_lifecycle(&connection);
-        let inbox = record_messages(&connection);
-        bounded("start", CALL_LIMIT, connection.start())
-            .await
-            .expect("start");
+        let Soak {
+            server,
+            connection,
+            lifecycle,
+            inbox,
+            tasks_before,
+            heap_before,
+            started,
+        } = Soak::start(&p, HubConnectionBuilder::with_stateful_reconnect).await;
         let client_id = connection.connection_id();
         let server_id: String = bounded(
             "GetCallerConnectionId",
@@ -830,6 +882,21 @@ impl Tally {
         *self.errors.entry(kind).or_default() += 1;
     }
 
+    /// Counts how a call ended, its value checked by `check`; true if it failed.
+    fn ended<T>(&mut self, r: hublink::Result<T>, check: impl FnOnce(T)) -> bool {
+        match r {
+            Ok(v) => {
+                check(v);
+                self.ok += 1;
+                false
+            }
+            Err(e) => {
+                self.error(&e);
+                true
+            }
+        }
+    }
+
     fn error_count(&self) -> u64 {
         self.errors.values().sum()
     }
@@ -860,36 +927,15 @@ fn automatic_reconnect_loses_no_call_silently_hangs_nowhere_and_leaks_no_task() 
     let p = Params::from_env();
     let k = p.per_flow();
     let (report, heap_before, heap_after) = client_runtime().block_on(async move {
-        let tasks_before = tokio::runtime::Handle::current()
-            .metrics()
-            .num_alive_tasks();
-        // Live heap bytes before the client (and its server) exist, and below after both are
-        // gone again. The test server runs in this process (on a runtime and threads of its
-        // own, see `Server`), and what it holds is counted too: it keeps an ended connection
-        // findable for 5 s (so a late poll gets 204), with its channel; a run of many
-        // reconnects ends with a hundred kilobytes or more of them, which would only go after
-        // a 5 s wait. So the server starts after the first measurement and is shut down
-        // (its runtime and threads too) before the second: both see no server, and the
-        // server can hide no leak of the client by freeing its own memory. The client's
-        // runtime exists at both (the tasks are counted on it).
-        let heap_before = heap::live();
-        heap::reset_peak();
-        let server = Server::start(server_options());
-        let url = format!("{}/testhub?{}", server.base_url, p.faults());
-        let started = Instant::now();
-        let connection = HubConnectionBuilder::new()
-            .with_url(url)
-            .with_transports([TransportKind::WebSockets])
-            .with_retry_policy(Quick)
-            // Frames in the latest events of a failure report.
-            .with_message_content_logging(true)
-            .build()
-            .unwrap();
-        let lifecycle = record_lifecycle(&connection);
-        let inbox = record_messages(&connection);
-        bounded("start", CALL_LIMIT, connection.start())
-            .await
-            .expect("start");
+        let Soak {
+            server,
+            connection,
+            lifecycle,
+            inbox,
+            tasks_before,
+            heap_before,
+            started,
+        } = Soak::start(&p, |b| b.with_retry_policy(Quick)).await;
 
         // Every flow makes at least its share of calls, and goes on until the server dropped
         // the connection `drops` times (a new connection is dropped after the same number of
@@ -920,17 +966,7 @@ fn automatic_reconnect_loses_no_call_silently_hangs_nowhere_and_leaks_no_task() 
                         let failed = {
                             let mut t = tally.lock().unwrap();
                             t.calls += 1;
-                            match r {
-                                Ok(v) => {
-                                    assert_eq!(v, format!("e{i}"), "its own value");
-                                    t.ok += 1;
-                                    false
-                                }
-                                Err(e) => {
-                                    t.error(&e);
-                                    true
-                                }
-                            }
+                            t.ended(r, |v| assert_eq!(v, format!("e{i}"), "its own value"))
                         };
                         if failed {
                             after_error(connection).await;
@@ -1046,15 +1082,10 @@ fn automatic_reconnect_loses_no_call_silently_hangs_nowhere_and_leaks_no_task() 
                     connection.invoke("UploadSum", (UploadStream::new(stream::iter(from..=to)),)),
                 )
                 .await;
-                match r {
-                    Ok(sum) => {
-                        assert_eq!(sum, (from + to) * (to - from + 1) / 2, "an exact sum");
-                        tally.ok += 1;
-                    }
-                    Err(e) => {
-                        tally.error(&e);
-                        after_error(&connection).await;
-                    }
+                if tally.ended(r, |sum| {
+                    assert_eq!(sum, (from + to) * (to - from + 1) / 2, "an exact sum")
+                }) {
+                    after_error(&connection).await;
                 }
             }
             tally
@@ -1072,15 +1103,8 @@ fn automatic_reconnect_loses_no_call_silently_hangs_nowhere_and_leaks_no_task() 
                     connection.invoke("StreamingConcat", (UploadStream::new(stream::iter(items)),)),
                 )
                 .await;
-                match r {
-                    Ok(got) => {
-                        check_concat(&got, &expected, i);
-                        tally.ok += 1;
-                    }
-                    Err(e) => {
-                        tally.error(&e);
-                        after_error(&connection).await;
-                    }
+                if tally.ended(r, |got| check_concat(&got, &expected, i)) {
+                    after_error(&connection).await;
                 }
                 i += 1;
             }
@@ -1191,17 +1215,13 @@ fn automatic_reconnect_loses_no_call_silently_hangs_nowhere_and_leaks_no_task() 
 async fn stateful_under_drops(base_url: &str, mean: u64) -> (HubConnection, Arc<Lifecycle>) {
     counting::init();
     counting::reset();
-    let connection = HubConnectionBuilder::new()
-        .with_url(format!("{base_url}/testhub?faults=drop_randomly:{mean}"))
-        .with_transports([TransportKind::WebSockets])
-        .with_stateful_reconnect()
-        .build()
-        .unwrap();
-    let lifecycle = record_lifecycle(&connection);
-    bounded("start", CALL_LIMIT, connection.start())
-        .await
-        .expect("start");
-    (connection, lifecycle)
+    started_connection(
+        HubConnectionBuilder::new()
+            .with_url(format!("{base_url}/testhub?faults=drop_randomly:{mean}"))
+            .with_transports([TransportKind::WebSockets])
+            .with_stateful_reconnect(),
+    )
+    .await
 }
 
 // scenario: ws.json.stateful.send-across-drop
@@ -1228,6 +1248,7 @@ fn stateful_send_is_not_failed_by_a_transport_drop() {
         let texts = inbox.wait_for(2_000, CALL_LIMIT).await;
         assert_eq!(texts.len(), 2_000, "every send is delivered");
         assert_eq!(lifecycle.reconnecting.load(Ordering::SeqCst), 0);
+        assert!(counting::get(RESUMED) > 0, "the WebSocket dropped");
         assert!(
             failed.is_empty(),
             "{} sends failed although delivered, e.g. {:?}",
@@ -1256,6 +1277,7 @@ fn stateful_upload_survives_a_transport_drop() {
             assert_eq!(sum, 500 * 501 / 2, "round {round}");
         }
         assert_eq!(lifecycle.reconnecting.load(Ordering::SeqCst), 0);
+        assert!(counting::get(RESUMED) > 0, "the WebSocket dropped");
         connection.stop().await.unwrap();
     });
 }
@@ -1299,6 +1321,10 @@ fn stateful_resume_interrupted_by_another_drop_keeps_exactly_once() {
         assert!(twice.is_empty(), "{summary}");
         assert_eq!(texts.len() as u64, n, "{summary}");
         assert_eq!(lifecycle.reconnecting.load(Ordering::SeqCst), 0);
+        assert!(
+            counting::get(RESUMED) > 1,
+            "the WebSocket dropped, again and again"
+        );
         connection.stop().await.unwrap();
     });
 }
@@ -1391,16 +1417,13 @@ fn a_sequence_below_the_right_one_silently_swallows_as_many_messages() {
     let _serial = serial();
     let server = Server::start(server_options());
     client_runtime().block_on(async {
-        let connection = HubConnectionBuilder::new()
-            .with_url(format!("{}/testhub?faults=bad_sequence:1", server.base_url))
-            .with_transports([TransportKind::WebSockets])
-            .with_stateful_reconnect()
-            .build()
-            .unwrap();
-        let lifecycle = record_lifecycle(&connection);
-        bounded("start", CALL_LIMIT, connection.start())
-            .await
-            .unwrap();
+        let (connection, lifecycle) = started_connection(
+            HubConnectionBuilder::new()
+                .with_url(format!("{}/testhub?faults=bad_sequence:1", server.base_url))
+                .with_transports([TransportKind::WebSockets])
+                .with_stateful_reconnect(),
+        )
+        .await;
         // Five completions received (ids 1-5) and acknowledged (Ack after 1 s): the server's
         // replay buffer is empty, so the right Sequence after a drop is 6.
         echoes(&connection, 5).await;
@@ -1439,21 +1462,18 @@ fn without_the_servers_sequence_the_resumed_connection_stays_deaf() {
         ..server_options()
     });
     client_runtime().block_on(async {
-        let connection = HubConnectionBuilder::new()
-            .with_url(format!(
-                "{}/testhub?faults=ignore_sequence",
-                server.base_url
-            ))
-            .with_transports([TransportKind::WebSockets])
-            .with_stateful_reconnect()
-            .with_keep_alive_interval(Duration::from_millis(200))
-            .with_server_timeout(Duration::from_secs(1))
-            .build()
-            .unwrap();
-        let lifecycle = record_lifecycle(&connection);
-        bounded("start", CALL_LIMIT, connection.start())
-            .await
-            .unwrap();
+        let (connection, lifecycle) = started_connection(
+            HubConnectionBuilder::new()
+                .with_url(format!(
+                    "{}/testhub?faults=ignore_sequence",
+                    server.base_url
+                ))
+                .with_transports([TransportKind::WebSockets])
+                .with_stateful_reconnect()
+                .with_keep_alive_interval(Duration::from_millis(200))
+                .with_server_timeout(Duration::from_secs(1)),
+        )
+        .await;
         echoes(&connection, 2).await;
         let _ = connection.send("Abort", ()).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -1478,16 +1498,13 @@ fn a_drop_during_an_upload_fails_the_invocation_and_releases_the_upload() {
     let _serial = serial();
     let server = Server::start(server_options());
     client_runtime().block_on(async {
-        let connection = HubConnectionBuilder::new()
-            .with_url(format!("{}/testhub", server.base_url))
-            .with_transports([TransportKind::WebSockets])
-            .with_automatic_reconnect_delays([Duration::ZERO])
-            .build()
-            .unwrap();
-        let lifecycle = record_lifecycle(&connection);
-        bounded("start", CALL_LIMIT, connection.start())
-            .await
-            .unwrap();
+        let (connection, lifecycle) = started_connection(
+            HubConnectionBuilder::new()
+                .with_url(format!("{}/testhub", server.base_url))
+                .with_transports([TransportKind::WebSockets])
+                .with_automatic_reconnect_delays([Duration::ZERO]),
+        )
+        .await;
         let (items, rx) = tokio::sync::mpsc::unbounded_channel::<i64>();
         let upload = UploadStream::new(tokio_stream_from(rx));
         let sum = connection.invoke::<i64>("UploadSum", (upload,));
@@ -1529,19 +1546,16 @@ fn calls_racing_a_connection_loss_all_end() {
     counting::reset();
     let server = Server::start(server_options());
     client_runtime().block_on(async {
-        let connection = HubConnectionBuilder::new()
-            .with_url(format!(
-                "{}/testhub?faults=drop_randomly:2",
-                server.base_url
-            ))
-            .with_transports([TransportKind::WebSockets])
-            .with_retry_policy(Quick)
-            .build()
-            .unwrap();
-        let lifecycle = record_lifecycle(&connection);
-        bounded("start", CALL_LIMIT, connection.start())
-            .await
-            .unwrap();
+        let (connection, lifecycle) = started_connection(
+            HubConnectionBuilder::new()
+                .with_url(format!(
+                    "{}/testhub?faults=drop_randomly:2",
+                    server.base_url
+                ))
+                .with_transports([TransportKind::WebSockets])
+                .with_retry_policy(Quick),
+        )
+        .await;
         let until = Instant::now() + Duration::from_secs(20);
         let hung = AtomicU64::new(0);
         let calls = AtomicU64::new(0);
@@ -1590,6 +1604,7 @@ fn calls_racing_a_connection_loss_all_end() {
             0,
             "a call neither completed nor failed within 10 s ({reconnects} reconnects)"
         );
+        assert!(reconnects > 0, "the connection was lost");
         connection.stop().await.unwrap();
     });
 }
