@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 use hublink::{HubConnection, HubConnectionBuilder, HubProtocol, TransportKind};
 
@@ -30,10 +31,29 @@ async fn stop(connection: HubConnection) -> Result<(), String> {
         .map_err(|e| format!("stop: {e}"))
 }
 
-/// Echo invocations per second: `inflight` tasks, each looping `invoke::<String>("Echo", ("x",))`.
+/// How the echo calls in flight are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Callers {
+    /// `inflight` tasks, each looping `invoke` (one task wake-up per call).
+    Tasks,
+    /// One task keeping `inflight` `invoke` futures in a `FuturesUnordered`, as the floor keeps
+    /// its calls in flight from one task.
+    OneTask,
+}
+
+fn check_echo(echoed: hublink::Result<String>) -> Result<(), String> {
+    match echoed.map_err(|e| format!("invoke: {e}"))? {
+        echoed if echoed == "x" => Ok(()),
+        echoed => Err(format!("Echo returned {echoed:?}")),
+    }
+}
+
+/// Echo invocations per second with `inflight` calls of `invoke::<String>("Echo", ("x",))` in
+/// flight, made as `callers` says.
 pub async fn echo(
     hub_url: &str,
     protocol: HubProtocol,
+    callers: Callers,
     inflight: usize,
     warmup: Duration,
     duration: Duration,
@@ -42,21 +62,35 @@ pub async fn echo(
     let connection = connect(hub_url, protocol).await?;
     let count = Arc::new(AtomicU64::new(0));
     let stop_flag = Arc::new(AtomicBool::new(false));
-    let tasks: Vec<_> = (0..inflight)
+    let task_count = match callers {
+        Callers::Tasks => inflight,
+        Callers::OneTask => 1,
+    };
+    let calls_per_task = inflight / task_count;
+    let tasks: Vec<_> = (0..task_count)
         .map(|_| {
             let connection = connection.clone();
             let count = count.clone();
             let stop_flag = stop_flag.clone();
             tokio::spawn(async move {
-                while !stop_flag.load(Ordering::Relaxed) {
-                    let echoed: String = connection
-                        .invoke("Echo", ("x",))
-                        .await
-                        .map_err(|e| format!("invoke: {e}"))?;
-                    if echoed != "x" {
-                        return Err(format!("Echo returned {echoed:?}"));
+                let call = || {
+                    let connection = connection.clone();
+                    async move { connection.invoke::<String>("Echo", ("x",)).await }
+                };
+                if calls_per_task == 1 {
+                    while !stop_flag.load(Ordering::Relaxed) {
+                        check_echo(call().await)?;
+                        count.fetch_add(1, Ordering::Relaxed);
                     }
+                    return Ok(());
+                }
+                let mut calls: FuturesUnordered<_> = (0..calls_per_task).map(|_| call()).collect();
+                while let Some(echoed) = calls.next().await {
+                    check_echo(echoed)?;
                     count.fetch_add(1, Ordering::Relaxed);
+                    if !stop_flag.load(Ordering::Relaxed) {
+                        calls.push(call());
+                    }
                 }
                 Ok::<_, String>(())
             })

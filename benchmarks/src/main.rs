@@ -27,12 +27,15 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 const USAGE: &str = "usage: hublink-benchmarks [--duration SECS] [--warmup SECS] [--rounds N] \
-[--inflight N] [--stream-items N] [--workloads echo,stream] [--protocols json,messagepack] \
+[--inflight N] [--stream-items N] [--workloads echo,echo-one-task,stream] [--protocols json,messagepack] \
 [--clients hublink,floor] [--threads N] [--server PATH]
 
 Measures, against hublink-testserver started as a separate process (release build):
-  echo    invocations per second of Echo(\"x\") with N calls in flight on one connection
-  stream  items per second of StreamCount(n)
+  echo           invocations per second of Echo(\"x\") with N calls in flight on one
+                 connection, each call looped by its own task (N tasks)
+  echo-one-task  the same N calls in flight, kept by one task (a FuturesUnordered), as the
+                 floor keeps its calls in flight from one task
+  stream         items per second of StreamCount(n)
 for hublink's HubConnection and for the floor (a raw tokio-tungstenite client with
 pre-encoded frames), over WebSockets with JSON and MessagePack, in interleaved rounds.
 Prints a Markdown table: the median of the rounds, their spread, and hublink / floor.
@@ -51,7 +54,10 @@ Prints a Markdown table: the median of the rounds, their spread, and hublink / f
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Workload {
+    /// Echo calls made by one task per call in flight.
     Echo,
+    /// Echo calls kept in flight by one task.
+    EchoOneTask,
     Stream,
 }
 
@@ -108,7 +114,7 @@ fn parse_args() -> Result<Options, String> {
         rounds: 5,
         inflight: 100,
         stream_items: 500_000,
-        workloads: vec![Workload::Echo, Workload::Stream],
+        workloads: vec![Workload::Echo, Workload::EchoOneTask, Workload::Stream],
         protocols: vec![Protocol::Json, Protocol::MessagePack],
         clients: vec![Client::Hublink, Client::Floor],
         threads: None,
@@ -157,6 +163,7 @@ fn parse_args() -> Result<Options, String> {
             "--workloads" => {
                 o.workloads = list(&value, |v| match v {
                     "echo" => Some(Workload::Echo),
+                    "echo-one-task" => Some(Workload::EchoOneTask),
                     "stream" => Some(Workload::Stream),
                     _ => None,
                 })?
@@ -266,13 +273,17 @@ async fn run_one(key: Key, o: &Options, hub_url: &str, server_pid: u32) -> Resul
     // Generous: a stream far slower than 20 000 items/s is broken, not slow.
     let stream_limit = Duration::from_secs(30 + o.stream_items * 11 / 10 / 20_000);
     match (workload, client) {
-        (Workload::Echo, Client::Hublink) => {
+        (Workload::Echo | Workload::EchoOneTask, Client::Hublink) => {
+            let callers = match workload {
+                Workload::Echo => hub::Callers::Tasks,
+                _ => hub::Callers::OneTask,
+            };
             hub::echo(
-                hub_url, protocol, o.inflight, o.warmup, o.duration, server_pid,
+                hub_url, protocol, callers, o.inflight, o.warmup, o.duration, server_pid,
             )
             .await
         }
-        (Workload::Echo, Client::Floor) => {
+        (Workload::Echo | Workload::EchoOneTask, Client::Floor) => {
             floor::echo(
                 hub_url, protocol, o.inflight, o.warmup, o.duration, server_pid,
             )
@@ -409,7 +420,7 @@ fn report(
         let med = median(&mut rates);
         let (min, max) = (rates[0], rates[rates.len() - 1]);
         let unit = match workload {
-            Workload::Echo => "calls/s",
+            Workload::Echo | Workload::EchoOneTask => "calls/s",
             Workload::Stream => "items/s",
         };
         let ratio = match client {
@@ -441,7 +452,8 @@ fn report(
         let per_op = pick(Sample::client_us_per_op);
         let switches = pick(Sample::switches_per_op);
         let workload_name = match workload {
-            Workload::Echo => format!("echo ×{}", o.inflight),
+            Workload::Echo => format!("echo ×{} tasks", o.inflight),
+            Workload::EchoOneTask => format!("echo ×{} one task", o.inflight),
             Workload::Stream => "stream".to_owned(),
         };
         let _ = writeln!(
