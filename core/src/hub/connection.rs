@@ -123,22 +123,23 @@ impl HubConnection {
         blocking: bool,
         method: &str,
         arguments: impl IntoArguments,
-    ) -> Result<(Option<String>, Bytes, Vec<Upload>)> {
+    ) -> Result<(Option<u64>, Bytes, Vec<Upload>)> {
         let mut call = CallWriter::new(self.protocol());
         let streams = arguments.write_arguments(&mut call)?;
         let uploads: Vec<Upload> = if streams.is_empty() {
             Vec::new()
         } else {
-            streams.into_iter().map(|s| (self.next_id(), s)).collect()
+            streams
+                .into_iter()
+                .map(|s| (self.shared.ids.next_id(), s))
+                .collect()
         };
-        let id = blocking.then(|| self.next_id());
+        let id = blocking.then(|| self.shared.ids.next_number());
+        let mut id_text = itoa::Buffer::new();
+        let id_text = id.map(|id| id_text.format(id));
         let stream_ids = Self::stream_ids(&uploads);
-        let frame = call.finish(ty, id.as_deref(), method, stream_ids.as_deref());
+        let frame = call.finish(ty, id_text, method, stream_ids.as_deref());
         Ok((id, frame, uploads))
-    }
-
-    fn next_id(&self) -> String {
-        self.shared.ids.lock().expect("ids lock").next_id()
     }
 
     fn stream_ids(uploads: &[Upload]) -> Option<Vec<String>> {
@@ -208,16 +209,29 @@ impl HubConnection {
         method: &str,
         arguments: impl IntoArguments,
     ) -> Result<Option<Payload>> {
-        let commands = self.commands()?;
         let (id, frame, uploads) = self.write_call(1, true, method, arguments)?;
         let id = id.expect("a blocking invocation has an id");
         let (reply, result) = oneshot::channel();
-        commands
-            .send(Command::Invoke { id, frame, reply })
-            .await
-            .map_err(not_connected)?;
-        self.start_uploads(&commands, uploads);
+        self.submit(Command::Invoke { id, frame, reply }).await?;
+        if !uploads.is_empty() {
+            self.start_uploads(&self.commands()?, uploads);
+        }
         result.await.map_err(connection_closed)?
+    }
+
+    /// Hands a command to the driver: straight into the channel when it has room (the usual
+    /// case, without cloning the sender from behind the lock), else waiting for room.
+    async fn submit(&self, command: Command) -> Result<()> {
+        let (commands, command) = {
+            let run = self.run();
+            let commands = run.commands.as_ref().ok_or_else(|| not_connected(()))?;
+            match commands.try_send(command) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::TrySendError::Closed(_)) => return Err(not_connected(())),
+                Err(mpsc::error::TrySendError::Full(command)) => (commands.clone(), command),
+            }
+        };
+        commands.send(command).await.map_err(not_connected)
     }
 
     /// Invokes a hub method without waiting for it to run (fire-and-forget). Resolves once
@@ -256,7 +270,7 @@ impl HubConnection {
     ) -> Result<HubStream<T>> {
         let commands = self.commands()?;
         let (id, frame, uploads) = self.write_call(4, true, method, arguments)?;
-        let id = id.expect("a stream invocation has an id");
+        let id = id.expect("a stream invocation has an id").to_string();
         let (items_tx, items_rx) = mpsc::unbounded_channel();
         commands
             .send(Command::Stream {

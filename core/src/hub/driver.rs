@@ -87,7 +87,8 @@ pub(crate) enum Command {
     },
     /// Write an invocation and route its Completion to `reply`.
     Invoke {
-        id: String,
+        /// The invocation id's number (its text is its decimal digits).
+        id: u64,
         frame: Bytes,
         reply: InvokeReply,
     },
@@ -376,7 +377,7 @@ impl Driver {
         match command {
             Command::Send { frame, written } => self.enqueue(frame, written),
             Command::Invoke { id, frame, reply } => {
-                self.pending.add_invoke(id, reply);
+                self.pending.add_numbered_invoke(id, reply);
                 self.enqueue(frame, None);
             }
             Command::Stream { id, frame, items } => {

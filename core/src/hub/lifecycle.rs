@@ -80,7 +80,7 @@ pub(crate) struct Shared {
     pub behaviour: Behaviour,
     pub handlers: Handlers,
     pub events: Events,
-    pub ids: Mutex<InvocationIds>,
+    pub ids: InvocationIds,
     run: Mutex<Run>,
     stop_requested: watch::Sender<bool>,
 }
@@ -102,7 +102,7 @@ impl Shared {
             behaviour,
             handlers: Handlers::default(),
             events: Events::default(),
-            ids: Mutex::new(InvocationIds::default()),
+            ids: InvocationIds::default(),
             run: Mutex::new(Run {
                 state: HubConnectionState::Disconnected,
                 connection_id: None,

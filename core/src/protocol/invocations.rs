@@ -3,6 +3,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::message::{Completion, CompletionOutcome, Payload, StreamItem};
 
@@ -16,21 +17,27 @@ pub const CONNECTION_CLOSED: &str =
 ///
 /// ```
 /// use hublink::protocol::invocations::InvocationIds;
-/// let mut ids = InvocationIds::default();
+/// let ids = InvocationIds::default();
 /// assert_eq!(ids.next_id(), "0");
-/// assert_eq!(ids.next_id(), "1");
+/// assert_eq!(ids.next_number(), 1);
+/// assert_eq!(ids.next_id(), "2");
 /// ```
+///
+/// Callers on any thread may take ids at the same time.
 #[derive(Debug, Default)]
 pub struct InvocationIds {
-    next: u64,
+    next: AtomicU64,
 }
 
 impl InvocationIds {
     /// The next unused id.
-    pub fn next_id(&mut self) -> String {
-        let id = itoa::Buffer::new().format(self.next).to_owned();
-        self.next += 1;
-        id
+    pub fn next_id(&self) -> String {
+        itoa::Buffer::new().format(self.next_number()).to_owned()
+    }
+
+    /// The next unused id, as the number its decimal text stands for.
+    pub fn next_number(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::Relaxed)
     }
 }
 
@@ -152,6 +159,12 @@ impl<I, S> PendingCalls<I, S> {
         self.insert(id, Pending::Invoke(handle));
     }
 
+    /// Registers an `invoke` whose id is the decimal text of `id` (as [`InvocationIds`]
+    /// makes them), without the text.
+    pub fn add_numbered_invoke(&mut self, id: u64, handle: I) {
+        self.numbered.insert(id, Pending::Invoke(handle));
+    }
+
     /// Registers a server-to-client stream.
     pub fn add_stream(&mut self, id: String, handle: S) {
         self.insert(id, Pending::Stream(handle));
@@ -261,9 +274,24 @@ mod tests {
 
     #[test]
     fn ids_are_shared_and_monotonic() {
-        let mut ids = InvocationIds::default();
+        let ids = InvocationIds::default();
         let got: Vec<String> = (0..3).map(|_| ids.next_id()).collect();
         assert_eq!(got, ["0", "1", "2"]);
+    }
+
+    #[test]
+    fn a_numbered_invoke_is_completed_by_its_decimal_id_only() {
+        let mut calls: PendingCalls<&str, Vec<i64>> = PendingCalls::default();
+        calls.add_numbered_invoke(12, "a");
+        assert!(matches!(
+            calls.complete(completion("012", CompletionOutcome::Void)),
+            Delivery::Unknown
+        ));
+        assert!(matches!(
+            calls.complete(completion("12", CompletionOutcome::Void)),
+            Delivery::InvokeFinished("a", Ok(None))
+        ));
+        assert!(calls.is_empty());
     }
 
     #[test]
