@@ -11,6 +11,7 @@
 //! Case counts are set per test below; `PROPTEST_CASES` overrides them all (e.g. for a long
 //! run). Failures are not persisted to files; proptest prints the minimal failing input.
 
+use bytes::Bytes;
 use hublink::protocol::{
     json, msgpack, CancelInvocation, Close, Completion, CompletionOutcome, Headers, HubMessage,
     HubProtocol, Invocation, Payload, StreamInvocation, StreamItem, Timestamp, Value,
@@ -443,11 +444,15 @@ proptest! {
 proptest! {
     #![proptest_config(config(SEQUENCE_CASES))]
 
+    /// Pieces go in through `push` (copied) or `push_bytes` (shared), in any mix, and
+    /// messages are taken after every chunk or only after every third.
     #[test]
     fn split_streams_decode_to_the_same_messages(
         (protocol, messages) in arb_protocol_and_messages(1..8),
         cuts in prop::collection::vec(any::<Index>(), 0..12),
         max_piece in prop_oneof![Just(1usize), Just(7), Just(usize::MAX)],
+        shared_pushes in any::<u64>(),
+        take_every in prop_oneof![Just(1usize), Just(3)],
     ) {
         let bytes = encode(protocol, &messages);
         let mut cuts: Vec<usize> = cuts.iter().map(|i| i.index(bytes.len() + 1)).collect();
@@ -458,14 +463,25 @@ proptest! {
 
         let mut decoder = protocol.decoder(usize::MAX);
         let mut got = Vec::new();
+        let mut pushed = 0;
         for window in cuts.windows(2) {
             // Each piece may itself be pushed in smaller chunks (1 byte at a time, or 7).
             for chunk in bytes[window[0]..window[1]].chunks(max_piece.min(bytes.len()).max(1)) {
-                decoder.push(chunk);
-                while let Some(m) = decoder.next_message().expect("decode") {
-                    got.push(m);
+                if shared_pushes & (1 << (pushed % 64)) != 0 {
+                    decoder.push_bytes(Bytes::copy_from_slice(chunk));
+                } else {
+                    decoder.push(chunk);
+                }
+                pushed += 1;
+                if pushed % take_every == 0 {
+                    while let Some(m) = decoder.next_message().expect("decode") {
+                        got.push(m);
+                    }
                 }
             }
+        }
+        while let Some(m) = decoder.next_message().expect("decode") {
+            got.push(m);
         }
         prop_assert!(decoder.finish().is_ok());
         prop_assert_eq!(decoder.buffered(), 0);

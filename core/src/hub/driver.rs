@@ -257,7 +257,7 @@ impl Driver {
                     match event {
                         Some(TransportEvent::Message(bytes)) => {
                             trace_frame(self.log_message_content, "received", &bytes);
-                            self.decoder.push(&bytes);
+                            self.decoder.push_bytes(bytes);
                             if let Some(ended) = self.drain_decoder() {
                                 return Some(ended);
                             }

@@ -84,6 +84,7 @@ impl HubProtocol {
         MessageDecoder {
             protocol: self,
             buffer: BytesMut::with_capacity(DECODER_CHUNK),
+            current: Bytes::new(),
             scanned: 0,
             max_message_size,
         }
@@ -240,7 +241,11 @@ impl CallWriter {
 #[derive(Debug)]
 pub struct MessageDecoder {
     protocol: HubProtocol,
+    /// Bytes that begin a message not yet complete, copied from what was pushed.
     buffer: BytesMut,
+    /// A chunk given with [`push_bytes`](Self::push_bytes) while `buffer` was empty: its
+    /// messages are sliced out of it without a copy. Never holds bytes while `buffer` does.
+    current: Bytes,
     /// JSON: how many buffered bytes are known to hold no separator.
     scanned: usize,
     max_message_size: usize,
@@ -249,7 +254,39 @@ pub struct MessageDecoder {
 impl MessageDecoder {
     /// Adds bytes received from the transport.
     pub fn push(&mut self, data: &[u8]) {
+        self.spill_current();
         self.buffer.extend_from_slice(data);
+    }
+
+    /// Adds bytes received from the transport, without copying them when no partial message
+    /// is waiting (a transport message usually holds whole hub messages): the messages then
+    /// share `data`'s memory.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use hublink::protocol::{HubMessage, HubProtocol};
+    /// let mut decoder = HubProtocol::Json.decoder(1024);
+    /// decoder.push_bytes(Bytes::from_static(b"{\"type\":6}\x1e{\"ty"));
+    /// assert!(matches!(decoder.next_message(), Ok(Some(HubMessage::Ping))));
+    /// assert!(matches!(decoder.next_message(), Ok(None)));
+    /// decoder.push_bytes(Bytes::from_static(b"pe\":6}\x1e"));
+    /// assert!(matches!(decoder.next_message(), Ok(Some(HubMessage::Ping))));
+    /// ```
+    pub fn push_bytes(&mut self, data: Bytes) {
+        if self.buffer.is_empty() && self.current.is_empty() {
+            self.current = data;
+        } else {
+            self.push(&data);
+        }
+    }
+
+    /// Moves what is left of `current` into `buffer`, where a message cut short waits for
+    /// the rest of its bytes.
+    fn spill_current(&mut self) {
+        if !self.current.is_empty() {
+            self.buffer.extend_from_slice(&self.current);
+            self.current = Bytes::new();
+        }
     }
 
     /// The next complete message, `Ok(None)` when more bytes are needed.
@@ -269,12 +306,17 @@ impl MessageDecoder {
 
     /// Checks that nothing but whole messages was pushed.
     pub fn finish(&self) -> Result<(), ProtocolError> {
-        if self.buffer.is_empty() {
+        let rest = if self.current.is_empty() {
+            &self.buffer[..]
+        } else {
+            &self.current[..]
+        };
+        if rest.is_empty() {
             return Ok(());
         }
         match self.protocol {
             HubProtocol::Json => Err(ProtocolError::Incomplete),
-            HubProtocol::MessagePack => match msgpack::read_length_prefix(&self.buffer)? {
+            HubProtocol::MessagePack => match msgpack::read_length_prefix(rest)? {
                 None => Err(ProtocolError::BadLengthPrefix),
                 Some(_) => Err(ProtocolError::IncompleteFrame),
             },
@@ -284,15 +326,23 @@ impl MessageDecoder {
     /// Forgets a partly received message (after its transport was replaced).
     pub fn clear(&mut self) {
         self.buffer.clear();
+        self.current = Bytes::new();
         self.scanned = 0;
     }
 
     /// Bytes received but not yet part of a whole message.
     pub fn buffered(&self) -> usize {
-        self.buffer.len()
+        self.buffer.len() + self.current.len()
     }
 
     fn next_frame(&mut self) -> Result<Option<Bytes>, ProtocolError> {
+        if !self.current.is_empty() {
+            if let Some(frame) = self.next_frame_in_current()? {
+                return Ok(Some(frame));
+            }
+            // The rest of `current` begins a message that continues in a later push.
+            self.spill_current();
+        }
         match self.protocol {
             HubProtocol::Json => {
                 let found = memchr::memchr(json::RECORD_SEPARATOR, &self.buffer[self.scanned..]);
@@ -328,6 +378,40 @@ impl MessageDecoder {
                 }
                 self.buffer.advance(prefix);
                 Ok(Some(self.buffer.split_to(len).freeze()))
+            }
+        }
+    }
+
+    /// The next whole message of `current`, sliced out of it; `None` when what is left is not
+    /// a whole message (then nothing was taken).
+    fn next_frame_in_current(&mut self) -> Result<Option<Bytes>, ProtocolError> {
+        match self.protocol {
+            HubProtocol::Json => {
+                let Some(end) = memchr::memchr(json::RECORD_SEPARATOR, &self.current) else {
+                    if self.current.len() > self.max_message_size {
+                        return Err(self.too_large(self.current.len()));
+                    }
+                    return Ok(None);
+                };
+                if end > self.max_message_size {
+                    return Err(self.too_large(end));
+                }
+                let record = self.current.split_to(end);
+                self.current.advance(1);
+                Ok(Some(record))
+            }
+            HubProtocol::MessagePack => {
+                let Some((len, prefix)) = msgpack::read_length_prefix(&self.current)? else {
+                    return Ok(None);
+                };
+                if len > self.max_message_size {
+                    return Err(self.too_large(len));
+                }
+                if self.current.len() < prefix + len {
+                    return Ok(None);
+                }
+                self.current.advance(prefix);
+                Ok(Some(self.current.split_to(len)))
             }
         }
     }

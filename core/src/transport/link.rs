@@ -169,7 +169,7 @@ impl LinkReceiver {
         match self {
             LinkReceiver::Channel(receiver) => receiver.try_recv().ok(),
             #[cfg(not(target_arch = "wasm32"))]
-            LinkReceiver::WebSocket(_) => self.recv().now_or_never().flatten(),
+            LinkReceiver::WebSocket(socket) => socket.try_recv(),
         }
     }
 }

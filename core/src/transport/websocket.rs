@@ -296,10 +296,26 @@ pub(crate) struct SocketReader {
 
 impl SocketReader {
     pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<TransportEvent>> {
+        if !self.reported {
+            self.shared.reader.register(cx.waker());
+        }
+        self.poll_next_event(cx)
+    }
+
+    /// What is ready now, without waiting (nor registering a waker for a stop or a failed
+    /// write: the driver's next [`poll_recv`](Self::poll_recv) does).
+    pub(crate) fn try_recv(&mut self) -> Option<TransportEvent> {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match self.poll_next_event(&mut cx) {
+            Poll::Ready(event) => event,
+            Poll::Pending => None,
+        }
+    }
+
+    fn poll_next_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<TransportEvent>> {
         if self.reported {
             return Poll::Ready(None);
         }
-        self.shared.reader.register(cx.waker());
         match self.shared.state.load(Ordering::Acquire) {
             STOPPED => return Poll::Ready(Some(self.closed(None))),
             WRITE_FAILED => {
