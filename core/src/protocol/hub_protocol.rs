@@ -251,6 +251,19 @@ pub struct MessageDecoder {
     max_message_size: usize,
 }
 
+/// Where [`MessageDecoder::locate`] found the next message.
+enum Located {
+    /// `skip` bytes (a length prefix), the message's `len` bytes, then `tail` bytes (a
+    /// separator).
+    Whole {
+        skip: usize,
+        len: usize,
+        tail: usize,
+    },
+    /// No whole message yet; JSON: the bytes scanned for a separator.
+    Partial { scanned: usize },
+}
+
 impl MessageDecoder {
     /// Adds bytes received from the transport.
     pub fn push(&mut self, data: &[u8]) {
@@ -337,81 +350,67 @@ impl MessageDecoder {
 
     fn next_frame(&mut self) -> Result<Option<Bytes>, ProtocolError> {
         if !self.current.is_empty() {
-            if let Some(frame) = self.next_frame_in_current()? {
+            if let Located::Whole { skip, len, tail } = self.locate(&self.current, 0)? {
+                self.current.advance(skip);
+                let frame = self.current.split_to(len);
+                self.current.advance(tail);
                 return Ok(Some(frame));
             }
             // The rest of `current` begins a message that continues in a later push.
             self.spill_current();
         }
-        match self.protocol {
-            HubProtocol::Json => {
-                let found = memchr::memchr(json::RECORD_SEPARATOR, &self.buffer[self.scanned..]);
-                match found {
-                    Some(offset) => {
-                        let end = self.scanned + offset;
-                        self.scanned = 0;
-                        if end > self.max_message_size {
-                            return Err(self.too_large(end));
-                        }
-                        let record = self.buffer.split_to(end).freeze();
-                        self.buffer.advance(1);
-                        Ok(Some(record))
-                    }
-                    None => {
-                        self.scanned = self.buffer.len();
-                        if self.buffer.len() > self.max_message_size {
-                            return Err(self.too_large(self.buffer.len()));
-                        }
-                        Ok(None)
-                    }
-                }
+        match self.locate(&self.buffer, self.scanned)? {
+            Located::Whole { skip, len, tail } => {
+                self.scanned = 0;
+                self.buffer.advance(skip);
+                let frame = self.buffer.split_to(len).freeze();
+                self.buffer.advance(tail);
+                Ok(Some(frame))
             }
-            HubProtocol::MessagePack => {
-                let Some((len, prefix)) = msgpack::read_length_prefix(&self.buffer)? else {
-                    return Ok(None);
-                };
-                if len > self.max_message_size {
-                    return Err(self.too_large(len));
-                }
-                if self.buffer.len() < prefix + len {
-                    return Ok(None);
-                }
-                self.buffer.advance(prefix);
-                Ok(Some(self.buffer.split_to(len).freeze()))
+            Located::Partial { scanned } => {
+                self.scanned = scanned;
+                Ok(None)
             }
         }
     }
 
-    /// The next whole message of `current`, sliced out of it; `None` when what is left is not
-    /// a whole message (then nothing was taken).
-    fn next_frame_in_current(&mut self) -> Result<Option<Bytes>, ProtocolError> {
+    /// Where the first whole message of `data` is. JSON: the first `scanned` bytes are known
+    /// to hold no separator.
+    fn locate(&self, data: &[u8], scanned: usize) -> Result<Located, ProtocolError> {
         match self.protocol {
-            HubProtocol::Json => {
-                let Some(end) = memchr::memchr(json::RECORD_SEPARATOR, &self.current) else {
-                    if self.current.len() > self.max_message_size {
-                        return Err(self.too_large(self.current.len()));
+            HubProtocol::Json => match memchr::memchr(json::RECORD_SEPARATOR, &data[scanned..]) {
+                Some(offset) => {
+                    let end = scanned + offset;
+                    if end > self.max_message_size {
+                        return Err(self.too_large(end));
                     }
-                    return Ok(None);
-                };
-                if end > self.max_message_size {
-                    return Err(self.too_large(end));
+                    Ok(Located::Whole {
+                        skip: 0,
+                        len: end,
+                        tail: 1,
+                    })
                 }
-                let record = self.current.split_to(end);
-                self.current.advance(1);
-                Ok(Some(record))
-            }
+                None if data.len() > self.max_message_size => Err(self.too_large(data.len())),
+                None => Ok(Located::Partial {
+                    scanned: data.len(),
+                }),
+            },
             HubProtocol::MessagePack => {
-                let Some((len, prefix)) = msgpack::read_length_prefix(&self.current)? else {
-                    return Ok(None);
+                let partial = Located::Partial { scanned: 0 };
+                let Some((len, prefix)) = msgpack::read_length_prefix(data)? else {
+                    return Ok(partial);
                 };
                 if len > self.max_message_size {
                     return Err(self.too_large(len));
                 }
-                if self.current.len() < prefix + len {
-                    return Ok(None);
+                if data.len() < prefix + len {
+                    return Ok(partial);
                 }
-                self.current.advance(prefix);
-                Ok(Some(self.current.split_to(len)))
+                Ok(Located::Whole {
+                    skip: prefix,
+                    len,
+                    tail: 0,
+                })
             }
         }
     }
