@@ -1,5 +1,7 @@
 //! The choice of hub protocol, and incremental decoding of what a transport delivers.
 
+use std::cell::Cell;
+
 use bytes::{Buf, Bytes, BytesMut};
 use serde::Serialize;
 
@@ -138,9 +140,31 @@ pub struct CallWriter {
     arguments: usize,
 }
 
+thread_local! {
+    /// The buffer this thread writes invocations in: a frame is then allocated once, at its
+    /// exact size (see [`exact_frame`]).
+    static CALL_SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// The largest scratch buffer a thread keeps for its next invocation.
+const CALL_SCRATCH_KEPT: usize = 4096;
+
+/// `frame` copied into `Bytes` that own exactly their allocation (a `Vec` with spare capacity
+/// would make `Bytes` allocate a shared header besides, and free two blocks when dropped);
+/// the scratch buffer goes back to the thread for the next invocation.
+fn exact_frame(scratch: Vec<u8>, frame: std::ops::Range<usize>) -> Bytes {
+    let exact = Bytes::from(scratch[frame].to_vec());
+    if scratch.capacity() <= CALL_SCRATCH_KEPT {
+        CALL_SCRATCH.with(|kept| kept.set(scratch));
+    }
+    exact
+}
+
 impl CallWriter {
     pub(crate) fn new(protocol: HubProtocol) -> Self {
-        let mut out = Vec::with_capacity(96);
+        let mut out = CALL_SCRATCH.with(Cell::take);
+        out.clear();
+        out.reserve(96);
         if protocol == HubProtocol::MessagePack {
             out.extend_from_slice(&[0; PREFIX_ROOM]);
         }
@@ -215,12 +239,12 @@ impl CallWriter {
             HubProtocol::MessagePack => {
                 msgpack::write_call_tail(&mut self.out, stream_ids);
                 let unused = msgpack::fill_length_prefix(&mut self.out, 0);
-                let mut frame = Bytes::from(self.out);
-                frame.advance(unused);
-                return frame;
+                let end = self.out.len();
+                return exact_frame(self.out, unused..end);
             }
         }
-        Bytes::from(self.out)
+        let end = self.out.len();
+        exact_frame(self.out, 0..end)
     }
 }
 
