@@ -231,7 +231,11 @@ impl HubConnection {
                 Err(mpsc::error::TrySendError::Full(command)) => (commands.clone(), command),
             }
         };
-        commands.send(command).await.map_err(not_connected)
+        // Boxed: this rare wait would otherwise make every call's future larger (and moving
+        // it, as `FuturesUnordered` or `join_all` do, slower).
+        Box::pin(commands.send(command))
+            .await
+            .map_err(not_connected)
     }
 
     /// Invokes a hub method without waiting for it to run (fire-and-forget). Resolves once
@@ -245,11 +249,17 @@ impl HubConnection {
     /// [`with_stateful_reconnect`](crate::HubConnectionBuilder::with_stateful_reconnect), which
     /// replays what the server has not acknowledged, when every message must arrive.
     pub async fn send(&self, method: &str, arguments: impl IntoArguments) -> Result<()> {
-        let commands = self.commands()?;
         let (_, frame, uploads) = self.write_call(1, false, method, arguments)?;
-        let written = queue_frame(&commands, frame).await?;
-        self.start_uploads(&commands, uploads);
-        written.await.map_err(connection_closed)?
+        let (written, done) = oneshot::channel();
+        self.submit(Command::Send {
+            frame,
+            written: Some(written),
+        })
+        .await?;
+        if !uploads.is_empty() {
+            self.start_uploads(&self.commands()?, uploads);
+        }
+        done.await.map_err(connection_closed)?
     }
 
     /// Starts a server-to-client stream. Dropping the returned stream cancels it.
