@@ -352,3 +352,58 @@ async fn without_the_servers_consent_a_drop_falls_back_to_automatic_reconnect() 
     ));
     connection.stop().await.unwrap();
 }
+
+// scenario: ws.json.stateful.replay-buffer-full
+/// With stateful reconnect, a full replay buffer holds further sends back until the server's
+/// Ack frees room (backpressure instead of unbounded memory); then they all go out, in order.
+#[tokio::test]
+async fn a_full_replay_buffer_holds_sends_back_until_the_servers_ack() {
+    const ACK_DELAY: Duration = Duration::from_millis(600);
+    const SENDS: usize = 30;
+    let server = TestServer::start(TestServerOptions {
+        ack_delay: ACK_DELAY,
+        ..TestServerOptions::default()
+    })
+    .await
+    .unwrap();
+    // Returns the longest time one of the sends took, once every message came back.
+    async fn longest_send(builder: HubConnectionBuilder) -> Duration {
+        let connection = builder.build().unwrap();
+        let mut messages = calls(&connection, "Message");
+        connection.start().await.unwrap();
+        let mut longest = Duration::ZERO;
+        for n in 0..SENDS {
+            let started = std::time::Instant::now();
+            timeout(
+                WAIT,
+                connection.send("InvokeWithString", (format!("m{n}"),)),
+            )
+            .await
+            .expect("a send waits for an Ack, not forever")
+            .unwrap();
+            longest = longest.max(started.elapsed());
+        }
+        for n in 0..SENDS {
+            let message = timeout(WAIT, messages.recv()).await.unwrap().unwrap();
+            assert_eq!(
+                message,
+                format!("m{n}"),
+                "every send arrives once, in order"
+            );
+        }
+        connection.stop().await.unwrap();
+        longest
+    }
+    // About 60 bytes a send: room for 5 before the first Ack.
+    let held =
+        longest_send(hub(&server, "/testhub").with_stateful_reconnect_buffer_size(300)).await;
+    assert!(
+        held >= ACK_DELAY / 2,
+        "a send past the buffer waited for the Ack (longest send {held:?})"
+    );
+    let free = longest_send(hub(&server, "/testhub").with_stateful_reconnect()).await;
+    assert!(
+        free < ACK_DELAY / 2,
+        "with room in the buffer no send waits for an Ack (longest send {free:?})"
+    );
+}
