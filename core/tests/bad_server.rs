@@ -1223,24 +1223,9 @@ async fn a_handshake_answer_that_is_not_json_fails_start_with_handshake_error() 
     let server = handshake_server(b"hello, world\x1e").await;
     let (error, _) = failed_start(&server, HubProtocol::Json, WAIT, "not JSON").await;
     match error {
-        Error::Handshake(text) => assert!(text.contains("JSON"), "{text}"),
+        Error::Handshake(text) => assert!(text.contains("not valid JSON"), "{text}"),
         other => panic!("not JSON: expected Error::Handshake, got {other:?}"),
     }
-    assert_no_panics();
-}
-
-// scenario: ws.json.handshake.not-json
-#[tokio::test]
-async fn a_handshake_answer_that_is_not_json_fails_start_with_a_clear_error() {
-    // The part of the case above that holds today: a bounded, clear failure without a close
-    // event (whatever the variant).
-    watch_panics();
-    let server = handshake_server(b"hello, world\x1e").await;
-    let (error, _) = failed_start(&server, HubProtocol::Json, WAIT, "not JSON").await;
-    assert!(error.to_string().contains("not valid JSON"), "{error}");
-    let server = handshake_server(b"{\"type\":6}\x1e").await;
-    let (error, _) = failed_start(&server, HubProtocol::Json, WAIT, "hub message").await;
-    assert!(error.to_string().contains(EXPECTED_HANDSHAKE), "{error}");
     assert_no_panics();
 }
 
@@ -1765,28 +1750,6 @@ async fn a_websocket_closed_with_1000_closes_the_connection_cleanly() {
     )
     .await;
     assert_clean_close_fails_the_pending_invoke(&connection, &mut closes, "1000").await;
-    assert_no_panics();
-}
-
-// scenario: lp.json.close.poll-204
-#[tokio::test]
-async fn long_polling_204_ends_the_connection_and_fails_the_pending_invoke() {
-    // The part of the case above that holds today.
-    watch_panics();
-    let (_server, connection, mut closes) = long_polling_connected("204 No Content", "204").await;
-    let error = within("204", connection.invoke::<String>("Echo", ("x",)))
-        .await
-        .unwrap_err();
-    let close = next_close(&mut closes, "204").await;
-    assert!(
-        matches!(error, Error::ConnectionClosed(_)),
-        "the invocation fails: {error:?}"
-    );
-    assert!(
-        matches!(close, None | Some(Error::ConnectionClosed(_))),
-        "{close:?}"
-    );
-    assert_disconnected(&connection, "204").await;
     assert_no_panics();
 }
 
