@@ -548,3 +548,40 @@ async fn a_server_close_with_an_error_closes_with_its_text() {
         Some("Server returned an error on close: Error!")
     );
 }
+
+// scenario: ws.json.send.burst
+/// A burst of concurrent sends larger than the command channel (256): the sends that find it
+/// full wait for room, and every one of them still arrives.
+#[tokio::test]
+async fn sends_that_find_the_command_channel_full_wait_and_all_arrive() {
+    const SENDS: usize = 1000;
+    let server = server().await;
+    let connection = builder(
+        &server,
+        "/testhub",
+        TransportKind::WebSockets,
+        HubProtocol::Json,
+    )
+    .build()
+    .unwrap();
+    let mut messages = calls(&connection, "Message");
+    connection.start().await.unwrap();
+    let sends = (0..SENDS).map(|n| {
+        let connection = connection.clone();
+        async move {
+            connection
+                .send("InvokeWithString", (format!("m{n}"),))
+                .await
+        }
+    });
+    let results = timeout(WAIT, futures_util::future::join_all(sends))
+        .await
+        .expect("the burst is sent in time");
+    assert!(results.iter().all(Result::is_ok), "every send succeeds");
+    let mut arrived = std::collections::HashSet::new();
+    for _ in 0..SENDS {
+        arrived.insert(timeout(WAIT, messages.recv()).await.unwrap().unwrap());
+    }
+    assert_eq!(arrived.len(), SENDS, "every send arrives, once");
+    connection.stop().await.unwrap();
+}

@@ -22,6 +22,7 @@ use crate::protocol::{
     Completion, CompletionOutcome, HubMessage, HubProtocol, Payload, StreamItem, Value,
 };
 use crate::runtime;
+use crate::transport::BoxFuture;
 
 /// An upload stream with the stream id it was given.
 type Upload = (String, UploadStream);
@@ -212,30 +213,47 @@ impl HubConnection {
         let (id, frame, uploads) = self.write_call(1, true, method, arguments)?;
         let id = id.expect("a blocking invocation has an id");
         let (reply, result) = oneshot::channel();
-        self.submit(Command::Invoke { id, frame, reply }).await?;
-        if !uploads.is_empty() {
-            self.start_uploads(&self.commands()?, uploads);
+        if let Some(wait) = self.submit_call(Command::Invoke { id, frame, reply }, uploads)? {
+            wait.await?;
         }
         result.await.map_err(connection_closed)?
     }
 
-    /// Hands a command to the driver: straight into the channel when it has room (the usual
-    /// case, without cloning the sender from behind the lock), else waiting for room.
-    async fn submit(&self, command: Command) -> Result<()> {
-        let (commands, command) = {
-            let run = self.run();
-            let commands = run.commands.as_ref().ok_or_else(|| not_connected(()))?;
-            match commands.try_send(command) {
-                Ok(()) => return Ok(()),
-                Err(mpsc::error::TrySendError::Closed(_)) => return Err(not_connected(())),
-                Err(mpsc::error::TrySendError::Full(command)) => (commands.clone(), command),
-            }
-        };
-        // Boxed: this rare wait would otherwise make every call's future larger (and moving
-        // it, as `FuturesUnordered` or `join_all` do, slower).
-        Box::pin(commands.send(command))
-            .await
-            .map_err(not_connected)
+    /// Hands a call's command to the driver, then starts its upload streams through the same
+    /// channel (so they reach the same connection as the call). What has to wait comes back
+    /// as a boxed future: it is rare, and inline it would make every call's future larger
+    /// (and moving it, as `FuturesUnordered` or `join_all` do, slower).
+    fn submit_call(
+        &self,
+        command: Command,
+        uploads: Vec<Upload>,
+    ) -> Result<Option<BoxFuture<'_, Result<()>>>> {
+        if !uploads.is_empty() {
+            let commands = self.commands()?;
+            return Ok(Some(Box::pin(async move {
+                commands.send(command).await.map_err(not_connected)?;
+                self.start_uploads(&commands, uploads);
+                Ok(())
+            })));
+        }
+        Ok(self.try_submit(command)?.map(|(commands, command)| {
+            let wait: BoxFuture<'_, Result<()>> =
+                Box::pin(async move { commands.send(command).await.map_err(not_connected) });
+            wait
+        }))
+    }
+
+    /// Puts a command straight into the driver's channel when it has room (the usual case,
+    /// without cloning the sender from behind the lock); otherwise gives it back with a sender
+    /// to wait on.
+    fn try_submit(&self, command: Command) -> Result<Option<(mpsc::Sender<Command>, Command)>> {
+        let run = self.run();
+        let commands = run.commands.as_ref().ok_or_else(|| not_connected(()))?;
+        match commands.try_send(command) {
+            Ok(()) => Ok(None),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(not_connected(())),
+            Err(mpsc::error::TrySendError::Full(command)) => Ok(Some((commands.clone(), command))),
+        }
     }
 
     /// Invokes a hub method without waiting for it to run (fire-and-forget). Resolves once
@@ -251,13 +269,12 @@ impl HubConnection {
     pub async fn send(&self, method: &str, arguments: impl IntoArguments) -> Result<()> {
         let (_, frame, uploads) = self.write_call(1, false, method, arguments)?;
         let (written, done) = oneshot::channel();
-        self.submit(Command::Send {
+        let send = Command::Send {
             frame,
             written: Some(written),
-        })
-        .await?;
-        if !uploads.is_empty() {
-            self.start_uploads(&self.commands()?, uploads);
+        };
+        if let Some(wait) = self.submit_call(send, uploads)? {
+            wait.await?;
         }
         done.await.map_err(connection_closed)?
     }
