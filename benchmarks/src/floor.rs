@@ -5,6 +5,7 @@
 //! One task owns the socket: it reads a frame, queues one new invocation per completion it
 //! counted, and flushes the queued frames once no further frame is ready to read.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,11 +17,13 @@ use hublink::protocol::negotiate::{negotiate_url, parse_negotiate_response, Nego
 use hublink::protocol::{HubMessage, Invocation, StreamInvocation};
 use hublink::HubProtocol;
 use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use url::Url;
 
+use crate::hub::Callers;
 use crate::scan::{Counts, Scanner, COMPLETION, STREAM_ITEM};
 use crate::{measure_run, measure_window, Sample, CONNECT_TIMEOUT, DRAIN_TIMEOUT};
 
@@ -116,20 +119,21 @@ async fn close(mut ws: Ws) {
     .await;
 }
 
-/// Echo invocations per second with `inflight` calls outstanding.
-pub async fn echo(
+/// A connected socket, and the `Echo("x")` frames to send on it.
+async fn connect_for_echo(
     hub_url: &str,
     protocol: HubProtocol,
-    inflight: usize,
-    warmup: Duration,
-    duration: Duration,
-    server_pid: u32,
-) -> Result<Sample, String> {
+) -> Result<(Ws, Vec<Message>), String> {
     let ws = tokio::time::timeout(CONNECT_TIMEOUT, connect(hub_url, protocol))
         .await
         .map_err(|_| "connect timed out")??;
+    Ok((ws, echo_frames(protocol)?))
+}
+
+/// `Echo("x")` invocation frames with distinct ids, encoded once.
+fn echo_frames(protocol: HubProtocol) -> Result<Vec<Message>, String> {
     let argument = protocol.payload("x").map_err(|e| e.to_string())?;
-    let frames = (FIRST_ID..FIRST_ID + ID_POOL)
+    (FIRST_ID..FIRST_ID + ID_POOL)
         .map(|id| {
             frame(
                 protocol,
@@ -142,9 +146,42 @@ pub async fn echo(
                 }),
             )
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect()
+}
+
+/// Echo invocations per second with `inflight` calls outstanding.
+///
+/// `Callers::OneTask` is the floor itself: one task owns the socket and queues a new frame
+/// per Completion counted. `Callers::Tasks` puts `inflight` caller tasks in front of it, each
+/// looping one call: a caller hands a oneshot to the socket task and awaits it, and the socket
+/// task ends the oldest waiting call per Completion counted (enough for identical calls). That
+/// is the floor plus the task structure of `echo ×N tasks`: a channel hop and a task wake-up
+/// per call.
+pub async fn echo(
+    hub_url: &str,
+    protocol: HubProtocol,
+    callers: Callers,
+    inflight: usize,
+    warmup: Duration,
+    duration: Duration,
+    server_pid: u32,
+) -> Result<Sample, String> {
+    let (ws, frames) = connect_for_echo(hub_url, protocol).await?;
     let count = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
+    if callers == Callers::Tasks {
+        return echo_with_caller_tasks(
+            ws,
+            protocol,
+            frames,
+            inflight,
+            (warmup, duration),
+            server_pid,
+            count,
+            stop,
+        )
+        .await;
+    }
     let task = tokio::spawn(run_echo(
         ws,
         Scanner::new(protocol),
@@ -192,14 +229,7 @@ async fn run_echo(
                 ws.next().await
             }
         };
-        let message = message.ok_or("the server closed the connection")?;
-        let message = message.map_err(err("receive"))?;
-        let Some(data) = data(&message) else {
-            continue;
-        };
-        let mut counts = Counts::default();
-        scanner.count(data, &mut counts);
-        let done = counts[COMPLETION];
+        let done = completions(&scanner, message)?;
         if done == 0 {
             continue;
         }
@@ -215,6 +245,143 @@ async fn run_echo(
         }
     }
     close(ws).await;
+    Ok(())
+}
+
+/// [`echo`] with caller tasks: starts them and the socket task, measures, drains.
+#[allow(clippy::too_many_arguments)]
+async fn echo_with_caller_tasks(
+    ws: Ws,
+    protocol: HubProtocol,
+    frames: Vec<Message>,
+    inflight: usize,
+    (warmup, duration): (Duration, Duration),
+    server_pid: u32,
+    count: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+) -> Result<Sample, String> {
+    let (calls, incoming) = mpsc::channel(inflight.max(1));
+    let socket = tokio::spawn(run_echo_for_callers(
+        ws,
+        Scanner::new(protocol),
+        frames,
+        incoming,
+    ));
+    let callers: Vec<_> = (0..inflight)
+        .map(|_| {
+            let (calls, count, stop) = (calls.clone(), count.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let (done, answered) = oneshot::channel();
+                    calls
+                        .send(done)
+                        .await
+                        .map_err(|_| "the socket task ended")?;
+                    answered.await.map_err(|_| "the socket task ended")?;
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok::<_, String>(())
+            })
+        })
+        .collect();
+    drop(calls);
+    let sample = measure_window(&count, warmup, duration, server_pid).await;
+    stop.store(true, Ordering::Relaxed);
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        for caller in callers {
+            caller
+                .await
+                .map_err(|e| format!("a caller task failed: {e}"))??;
+        }
+        socket
+            .await
+            .map_err(|e| format!("the socket task failed: {e}"))?
+    });
+    drained
+        .await
+        .map_err(|_| "the in-flight calls did not finish in time")??;
+    Ok(sample)
+}
+
+/// The socket task of [`echo_with_caller_tasks`]: writes a frame per call handed over, ends the oldest
+/// call per Completion, flushes only before waiting (after letting the woken callers queue
+/// their next calls); ends when every caller is gone.
+async fn run_echo_for_callers(
+    mut ws: Ws,
+    scanner: Scanner,
+    frames: Vec<Message>,
+    mut incoming: mpsc::Receiver<oneshot::Sender<()>>,
+) -> Result<(), String> {
+    let mut waiting = VecDeque::new();
+    let mut next = 0;
+    let mut unflushed = false;
+    let mut callers_gone = false;
+    while !(callers_gone && waiting.is_empty()) {
+        while let Ok(call) = incoming.try_recv() {
+            feed_call(&mut ws, &frames, &mut next, &mut waiting, call).await?;
+            unflushed = true;
+        }
+        let message = match ws.next().now_or_never() {
+            Some(message) => message,
+            None if unflushed => {
+                // As hublink's driver does: let the callers just woken queue their next calls
+                // first, so that one flush carries them all.
+                tokio::task::yield_now().await;
+                if !incoming.is_empty() {
+                    continue;
+                }
+                ws.flush().await.map_err(err("send"))?;
+                unflushed = false;
+                continue;
+            }
+            None => tokio::select! {
+                message = ws.next() => message,
+                call = incoming.recv(), if !callers_gone => {
+                    match call {
+                        Some(call) => {
+                            feed_call(&mut ws, &frames, &mut next, &mut waiting, call).await?;
+                            unflushed = true;
+                        }
+                        None => callers_gone = true,
+                    }
+                    continue;
+                }
+            },
+        };
+        for _ in 0..completions(&scanner, message)? {
+            let call = waiting.pop_front().ok_or("a Completion nobody waits for")?;
+            let _ = call.send(());
+        }
+    }
+    close(ws).await;
+    Ok(())
+}
+
+/// How many Completions a received message holds (0 for a frame without data).
+fn completions(
+    scanner: &Scanner,
+    message: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+) -> Result<u64, String> {
+    let message = message.ok_or("the server closed the connection")?;
+    let message = message.map_err(err("receive"))?;
+    let mut counts = Counts::default();
+    if let Some(data) = data(&message) {
+        scanner.count(data, &mut counts);
+    }
+    Ok(counts[COMPLETION])
+}
+
+/// Feeds the next invocation frame for `call`, which then waits for a Completion.
+async fn feed_call(
+    ws: &mut Ws,
+    frames: &[Message],
+    next: &mut usize,
+    waiting: &mut VecDeque<oneshot::Sender<()>>,
+    call: oneshot::Sender<()>,
+) -> Result<(), String> {
+    ws.feed(frames[*next].clone()).await.map_err(err("send"))?;
+    *next = (*next + 1) % frames.len();
+    waiting.push_back(call);
     Ok(())
 }
 

@@ -28,7 +28,7 @@ pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 const USAGE: &str = "usage: hublink-benchmarks [--duration SECS] [--warmup SECS] [--rounds N] \
 [--inflight N] [--stream-items N] [--workloads echo,echo-one-task,stream] [--protocols json,messagepack] \
-[--clients hublink,floor] [--threads N] [--server PATH]
+[--clients hublink,floor,floor-tasks] [--threads N] [--server PATH]
 
 Measures, against hublink-testserver started as a separate process (release build):
   echo           invocations per second of Echo(\"x\") with N calls in flight on one
@@ -38,7 +38,9 @@ Measures, against hublink-testserver started as a separate process (release buil
   stream         items per second of StreamCount(n)
 for hublink's HubConnection and for the floor (a raw tokio-tungstenite client with
 pre-encoded frames), over WebSockets with JSON and MessagePack, in interleaved rounds.
-Prints a Markdown table: the median of the rounds, their spread, and hublink / floor.
+For echo also floor-tasks: the floor's socket task behind N caller tasks (a channel hop and
+a task wake-up per call), the cost of that task structure alone.
+Prints a Markdown table: the median of the rounds, their spread, and each client / floor.
 
   --duration SECS      measured window of each echo run (default 3)
   --warmup SECS        echo calls before the window, on the same connection (default 1)
@@ -80,6 +82,8 @@ impl Protocol {
 enum Client {
     Hublink,
     Floor,
+    /// The floor's socket task behind one caller task per call in flight (echo only).
+    FloorTasks,
 }
 
 #[derive(Debug, Clone)]
@@ -116,7 +120,7 @@ fn parse_args() -> Result<Options, String> {
         stream_items: 500_000,
         workloads: vec![Workload::Echo, Workload::EchoOneTask, Workload::Stream],
         protocols: vec![Protocol::Json, Protocol::MessagePack],
-        clients: vec![Client::Hublink, Client::Floor],
+        clients: vec![Client::Hublink, Client::Floor, Client::FloorTasks],
         threads: None,
         nice: None,
         max_other: None,
@@ -179,6 +183,7 @@ fn parse_args() -> Result<Options, String> {
                 o.clients = list(&value, |v| match v {
                     "hublink" => Some(Client::Hublink),
                     "floor" => Some(Client::Floor),
+                    "floor-tasks" => Some(Client::FloorTasks),
                     _ => None,
                 })?
             }
@@ -264,6 +269,7 @@ fn client_name(c: Client) -> &'static str {
     match c {
         Client::Hublink => "hublink",
         Client::Floor => "floor",
+        Client::FloorTasks => "floor, caller tasks",
     }
 }
 
@@ -283,11 +289,18 @@ async fn run_one(key: Key, o: &Options, hub_url: &str, server_pid: u32) -> Resul
             )
             .await
         }
-        (Workload::Echo | Workload::EchoOneTask, Client::Floor) => {
+        (Workload::Echo | Workload::EchoOneTask, Client::Floor | Client::FloorTasks) => {
+            let callers = match client {
+                Client::FloorTasks => hub::Callers::Tasks,
+                _ => hub::Callers::OneTask,
+            };
             floor::echo(
-                hub_url, protocol, o.inflight, o.warmup, o.duration, server_pid,
+                hub_url, protocol, callers, o.inflight, o.warmup, o.duration, server_pid,
             )
             .await
+        }
+        (Workload::Stream, Client::FloorTasks) => {
+            unreachable!("floor-tasks runs only the echo workloads")
         }
         (Workload::Stream, Client::Hublink) => {
             hub::stream(hub_url, protocol, o.stream_items, server_pid, stream_limit).await
@@ -425,25 +438,27 @@ fn report(
         };
         let ratio = match client {
             Client::Floor => String::new(),
-            Client::Hublink => match results.get(&(workload, protocol, Client::Floor)) {
-                Some(floor) if !floor.is_empty() => {
-                    let mut floor_rates: Vec<f64> = floor.iter().map(Sample::rate).collect();
-                    let ratio = med / median(&mut floor_rates);
-                    // Ratios of the same round (the two ran back to back).
-                    let mut paired: Vec<f64> = samples
-                        .iter()
-                        .zip(floor)
-                        .map(|(h, f)| h.rate() / f.rate())
-                        .collect();
-                    paired.sort_by(f64::total_cmp);
-                    format!(
-                        "**{ratio:.2}×** ({:.2}–{:.2})",
-                        paired[0],
-                        paired[paired.len() - 1]
-                    )
+            Client::Hublink | Client::FloorTasks => {
+                match results.get(&(workload, protocol, Client::Floor)) {
+                    Some(floor) if !floor.is_empty() => {
+                        let mut floor_rates: Vec<f64> = floor.iter().map(Sample::rate).collect();
+                        let ratio = med / median(&mut floor_rates);
+                        // Ratios of the same round (the two ran back to back).
+                        let mut paired: Vec<f64> = samples
+                            .iter()
+                            .zip(floor)
+                            .map(|(h, f)| h.rate() / f.rate())
+                            .collect();
+                        paired.sort_by(f64::total_cmp);
+                        format!(
+                            "**{ratio:.2}×** ({:.2}–{:.2})",
+                            paired[0],
+                            paired[paired.len() - 1]
+                        )
+                    }
+                    _ => "–".into(),
                 }
-                _ => "–".into(),
-            },
+            }
         };
         let pick = |f: fn(&Sample) -> f64| median(&mut samples.iter().map(f).collect::<Vec<_>>());
         let client_cpu = pick(|s| s.cpu.client);
@@ -490,6 +505,9 @@ async fn run(o: Options) -> Result<String, String> {
     for &workload in &o.workloads {
         for &protocol in &o.protocols {
             for &client in &o.clients {
+                if client == Client::FloorTasks && workload != Workload::Echo {
+                    continue;
+                }
                 keys.push((workload, protocol, client));
             }
         }
