@@ -407,3 +407,59 @@ async fn a_full_replay_buffer_holds_sends_back_until_the_servers_ack() {
         "with room in the buffer no send waits for an Ack (longest send {free:?})"
     );
 }
+
+// scenario: ws.json.stateful.replay-buffer-full
+/// Concurrent sends count against the replay buffer as soon as the connection takes them, not
+/// only once they are written: before the server's first Ack, no more than a buffer's worth
+/// of them completes.
+#[tokio::test]
+async fn concurrent_sends_do_not_overrun_the_replay_buffer() {
+    const ACK_DELAY: Duration = Duration::from_millis(800);
+    const BUFFER: usize = 600;
+    const SENDS: usize = 40;
+    let server = TestServer::start(TestServerOptions {
+        ack_delay: ACK_DELAY,
+        ..TestServerOptions::default()
+    })
+    .await
+    .unwrap();
+    let connection = hub(&server, "/testhub")
+        .with_stateful_reconnect_buffer_size(BUFFER)
+        .build()
+        .unwrap();
+    let mut messages = calls(&connection, "Message");
+    connection.start().await.unwrap();
+    let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sends: Vec<_> = (0..SENDS)
+        .map(|n| {
+            let (connection, sent) = (connection.clone(), sent.clone());
+            tokio::spawn(async move {
+                let result = connection
+                    .send("InvokeWithString", (format!("m{n:03}"),))
+                    .await;
+                sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                result
+            })
+        })
+        .collect();
+    tokio::time::sleep(ACK_DELAY / 2).await;
+    // A send frame is over 50 bytes, and the last one taken may pass the limit.
+    let before_the_ack = sent.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        (1..=BUFFER / 50 + 1).contains(&before_the_ack),
+        "{before_the_ack} sends completed before the first Ack"
+    );
+    for send in sends {
+        timeout(Duration::from_secs(60), send)
+            .await
+            .expect("every send completes once Acks come")
+            .unwrap()
+            .unwrap();
+    }
+    let mut arrived = std::collections::HashSet::new();
+    for _ in 0..SENDS {
+        arrived.insert(timeout(WAIT, messages.recv()).await.unwrap().unwrap());
+    }
+    assert_eq!(arrived.len(), SENDS, "every send arrives, once");
+    connection.stop().await.unwrap();
+}

@@ -129,6 +129,8 @@ pub(crate) struct Driver {
     log_message_content: bool,
     timer: Option<(u64, BoxFuture<'static, ()>)>,
     turns_without_writing: u32,
+    /// Bytes of sequenced frames in `queue`: they count against the replay buffer already.
+    queued_sequenced_bytes: usize,
 }
 
 impl Driver {
@@ -156,6 +158,7 @@ impl Driver {
             log_message_content,
             timer: None,
             turns_without_writing: 0,
+            queued_sequenced_bytes: 0,
             protocol,
             incoming: link.incoming,
             outgoing: Some(link.outgoing),
@@ -179,6 +182,7 @@ impl Driver {
 
     /// Queues a frame of a sequenced message (types 1–5).
     fn enqueue(&mut self, data: Bytes, written: Option<oneshot::Sender<Result<()>>>) {
+        self.queued_sequenced_bytes += data.len();
         self.queue.push_back(Queued {
             frame: OutgoingFrame { data, written },
             kind: FrameKind::Sequenced,
@@ -232,9 +236,8 @@ impl Driver {
                 self.timer = Some((deadline, Box::pin(runtime::sleep(wait))));
             }
         }
-        let can_take_commands = self.queue.len() < QUEUE_LIMIT
-            && self.stopping.is_none()
-            && !self.replay.as_ref().is_some_and(ReplayBuffer::is_full);
+        let can_take_commands =
+            self.queue.len() < QUEUE_LIMIT && self.stopping.is_none() && !self.replay_full();
         // Writing comes last in the loop, so that a flush carries everything that is ready
         // (one syscall for a burst of calls); when other work keeps the loop busy, it gets a
         // turn now and then all the same.
@@ -306,6 +309,14 @@ impl Driver {
         }
     }
 
+    /// Whether the replay buffer (stateful reconnect) has no room for more sequenced frames,
+    /// counting those already queued: then no command is taken until an Ack frees room.
+    fn replay_full(&self) -> bool {
+        self.replay
+            .as_ref()
+            .is_some_and(|replay| replay.is_full_with(self.queued_sequenced_bytes))
+    }
+
     /// Whether frames wait for the transport, or were handed over and wait for a flush.
     fn has_writes(&self) -> bool {
         !self.queue.is_empty() || self.outgoing.as_ref().is_some_and(LinkSender::needs_flush)
@@ -337,6 +348,9 @@ impl Driver {
         while !self.queue.is_empty() && sender.try_ready() {
             handed_over += 1;
             let queued = self.queue.pop_front().expect("queue not empty");
+            if queued.kind == FrameKind::Sequenced {
+                self.queued_sequenced_bytes -= queued.frame.data.len();
+            }
             trace_frame(self.log_message_content, "sent", &queued.frame.data);
             sender.start_send(record_for_replay(&mut self.replay, queued));
         }
@@ -349,9 +363,7 @@ impl Driver {
     /// through the select loop.
     fn take_more_commands(&mut self) -> Option<Ended> {
         for _ in 0..64 {
-            if self.queue.len() >= QUEUE_LIMIT
-                || self.replay.as_ref().is_some_and(ReplayBuffer::is_full)
-            {
+            if self.queue.len() >= QUEUE_LIMIT || self.replay_full() {
                 break;
             }
             let Ok(command) = self.commands.try_recv() else {

@@ -83,7 +83,13 @@ impl ReplayBuffer {
     /// Whether the unacknowledged bytes reached the limit: further sends should wait for an
     /// Ack (backpressure) rather than grow memory.
     pub fn is_full(&self) -> bool {
-        self.buffered_bytes >= self.limit
+        self.is_full_with(0)
+    }
+
+    /// Whether the unacknowledged bytes and `queued` bytes of sequenced messages taken but not
+    /// yet written (they will be kept too) reach the limit.
+    pub fn is_full_with(&self, queued: usize) -> bool {
+        self.buffered_bytes.saturating_add(queued) >= self.limit
     }
 
     /// Bytes kept for replay.
