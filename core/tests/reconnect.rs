@@ -55,6 +55,16 @@ async fn server() -> TestServer {
         .unwrap()
 }
 
+/// A test server that acknowledges messages (stateful reconnect) `delay` after receiving them.
+async fn server_acking_after(delay: Duration) -> TestServer {
+    TestServer::start(TestServerOptions {
+        ack_delay: delay,
+        ..TestServerOptions::default()
+    })
+    .await
+    .unwrap()
+}
+
 /// A builder for the hub at `path` of `server`.
 fn hub(server: &TestServer, path: &str) -> HubConnectionBuilder {
     HubConnectionBuilder::new().with_url(format!("{}{path}", server.base_url()))
@@ -360,12 +370,7 @@ async fn without_the_servers_consent_a_drop_falls_back_to_automatic_reconnect() 
 async fn a_full_replay_buffer_holds_sends_back_until_the_servers_ack() {
     const ACK_DELAY: Duration = Duration::from_millis(600);
     const SENDS: usize = 30;
-    let server = TestServer::start(TestServerOptions {
-        ack_delay: ACK_DELAY,
-        ..TestServerOptions::default()
-    })
-    .await
-    .unwrap();
+    let server = server_acking_after(ACK_DELAY).await;
     // Returns the longest time one of the sends took, once every message came back.
     async fn longest_send(builder: HubConnectionBuilder) -> Duration {
         let connection = builder.build().unwrap();
@@ -417,12 +422,7 @@ async fn concurrent_sends_do_not_overrun_the_replay_buffer() {
     const ACK_DELAY: Duration = Duration::from_millis(800);
     const BUFFER: usize = 600;
     const SENDS: usize = 40;
-    let server = TestServer::start(TestServerOptions {
-        ack_delay: ACK_DELAY,
-        ..TestServerOptions::default()
-    })
-    .await
-    .unwrap();
+    let server = server_acking_after(ACK_DELAY).await;
     let connection = hub(&server, "/testhub")
         .with_stateful_reconnect_buffer_size(BUFFER)
         .build()
