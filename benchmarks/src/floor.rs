@@ -23,9 +23,10 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use url::Url;
 
-use crate::hub::Callers;
 use crate::scan::{Counts, Scanner, COMPLETION, STREAM_ITEM};
-use crate::{measure_run, measure_window, Sample, CONNECT_TIMEOUT, DRAIN_TIMEOUT};
+use crate::{
+    measure_run, measure_window, Callers, EchoRun, Sample, CONNECT_TIMEOUT, DRAIN_TIMEOUT,
+};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -157,40 +158,22 @@ fn echo_frames(protocol: HubProtocol) -> Result<Vec<Message>, String> {
 /// task ends the oldest waiting call per Completion counted (enough for identical calls). That
 /// is the floor plus the task structure of `echo ×N tasks`: a channel hop and a task wake-up
 /// per call.
-pub async fn echo(
-    hub_url: &str,
-    protocol: HubProtocol,
-    callers: Callers,
-    inflight: usize,
-    warmup: Duration,
-    duration: Duration,
-    server_pid: u32,
-) -> Result<Sample, String> {
-    let (ws, frames) = connect_for_echo(hub_url, protocol).await?;
+pub async fn echo(run: EchoRun<'_>) -> Result<Sample, String> {
+    let (ws, frames) = connect_for_echo(run.hub_url, run.protocol).await?;
+    if run.callers == Callers::Tasks {
+        return echo_with_caller_tasks(run, ws, frames).await;
+    }
     let count = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    if callers == Callers::Tasks {
-        return echo_with_caller_tasks(
-            ws,
-            protocol,
-            frames,
-            inflight,
-            (warmup, duration),
-            server_pid,
-            count,
-            stop,
-        )
-        .await;
-    }
     let task = tokio::spawn(run_echo(
         ws,
-        Scanner::new(protocol),
+        Scanner::new(run.protocol),
         frames,
-        inflight,
+        run.inflight,
         count.clone(),
         stop.clone(),
     ));
-    let sample = measure_window(&count, warmup, duration, server_pid).await;
+    let sample = measure_window(&count, run.warmup, run.duration, run.server_pid).await;
     stop.store(true, Ordering::Relaxed);
     match tokio::time::timeout(DRAIN_TIMEOUT, task).await {
         Ok(Ok(Ok(()))) => Ok(sample),
@@ -249,25 +232,21 @@ async fn run_echo(
 }
 
 /// [`echo`] with caller tasks: starts them and the socket task, measures, drains.
-#[allow(clippy::too_many_arguments)]
 async fn echo_with_caller_tasks(
+    run: EchoRun<'_>,
     ws: Ws,
-    protocol: HubProtocol,
     frames: Vec<Message>,
-    inflight: usize,
-    (warmup, duration): (Duration, Duration),
-    server_pid: u32,
-    count: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
 ) -> Result<Sample, String> {
-    let (calls, incoming) = mpsc::channel(inflight.max(1));
+    let count = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (calls, incoming) = mpsc::channel(run.inflight.max(1));
     let socket = tokio::spawn(run_echo_for_callers(
         ws,
-        Scanner::new(protocol),
+        Scanner::new(run.protocol),
         frames,
         incoming,
     ));
-    let callers: Vec<_> = (0..inflight)
+    let callers: Vec<_> = (0..run.inflight)
         .map(|_| {
             let (calls, count, stop) = (calls.clone(), count.clone(), stop.clone());
             tokio::spawn(async move {
@@ -285,7 +264,7 @@ async fn echo_with_caller_tasks(
         })
         .collect();
     drop(calls);
-    let sample = measure_window(&count, warmup, duration, server_pid).await;
+    let sample = measure_window(&count, run.warmup, run.duration, run.server_pid).await;
     stop.store(true, Ordering::Relaxed);
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
         for caller in callers {

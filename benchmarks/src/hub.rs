@@ -8,7 +8,9 @@ use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 use hublink::{HubConnection, HubConnectionBuilder, HubProtocol, TransportKind};
 
-use crate::{measure_run, measure_window, Sample, CONNECT_TIMEOUT, DRAIN_TIMEOUT};
+use crate::{
+    measure_run, measure_window, Callers, EchoRun, Sample, CONNECT_TIMEOUT, DRAIN_TIMEOUT,
+};
 
 async fn connect(hub_url: &str, protocol: HubProtocol) -> Result<HubConnection, String> {
     let connection = HubConnectionBuilder::new()
@@ -31,16 +33,6 @@ async fn stop(connection: HubConnection) -> Result<(), String> {
         .map_err(|e| format!("stop: {e}"))
 }
 
-/// How the echo calls in flight are made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Callers {
-    /// `inflight` tasks, each looping `invoke` (one task wake-up per call).
-    Tasks,
-    /// One task keeping `inflight` `invoke` futures in a `FuturesUnordered`, as the floor keeps
-    /// its calls in flight from one task.
-    OneTask,
-}
-
 fn check_echo(echoed: hublink::Result<String>) -> Result<(), String> {
     match echoed.map_err(|e| format!("invoke: {e}"))? {
         echoed if echoed == "x" => Ok(()),
@@ -48,17 +40,19 @@ fn check_echo(echoed: hublink::Result<String>) -> Result<(), String> {
     }
 }
 
-/// Echo invocations per second with `inflight` calls of `invoke::<String>("Echo", ("x",))` in
-/// flight, made as `callers` says.
-pub async fn echo(
-    hub_url: &str,
-    protocol: HubProtocol,
-    callers: Callers,
-    inflight: usize,
-    warmup: Duration,
-    duration: Duration,
-    server_pid: u32,
-) -> Result<Sample, String> {
+/// Echo invocations per second with `run.inflight` calls of `invoke::<String>("Echo", ("x",))`
+/// in flight: one task per call (`Callers::Tasks`), or all of them in one task's
+/// `FuturesUnordered` (`Callers::OneTask`).
+pub async fn echo(run: EchoRun<'_>) -> Result<Sample, String> {
+    let EchoRun {
+        hub_url,
+        protocol,
+        callers,
+        inflight,
+        warmup,
+        duration,
+        server_pid,
+    } = run;
     let connection = connect(hub_url, protocol).await?;
     let count = Arc::new(AtomicU64::new(0));
     let stop_flag = Arc::new(AtomicBool::new(false));

@@ -193,6 +193,28 @@ fn parse_args() -> Result<Options, String> {
     Ok(o)
 }
 
+/// How the echo calls in flight are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Callers {
+    /// One task per call in flight, each looping one call (a task wake-up per call).
+    Tasks,
+    /// One task keeping every call in flight, as the floor does.
+    OneTask,
+}
+
+/// One echo measurement, run the same way by every client.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EchoRun<'a> {
+    pub hub_url: &'a str,
+    pub protocol: HubProtocol,
+    pub callers: Callers,
+    /// Calls in flight.
+    pub inflight: usize,
+    pub warmup: Duration,
+    pub duration: Duration,
+    pub server_pid: u32,
+}
+
 /// One measurement: operations done over a window, and the CPU each side used meanwhile.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Sample {
@@ -279,25 +301,24 @@ async fn run_one(key: Key, o: &Options, hub_url: &str, server_pid: u32) -> Resul
     // Generous: a stream far slower than 20 000 items/s is broken, not slow.
     let stream_limit = Duration::from_secs(30 + o.stream_items * 11 / 10 / 20_000);
     match (workload, client) {
-        (Workload::Echo | Workload::EchoOneTask, Client::Hublink) => {
-            let callers = match workload {
-                Workload::Echo => hub::Callers::Tasks,
-                _ => hub::Callers::OneTask,
+        (Workload::Echo | Workload::EchoOneTask, _) => {
+            let callers = match (workload, client) {
+                (Workload::Echo, Client::Hublink) | (_, Client::FloorTasks) => Callers::Tasks,
+                _ => Callers::OneTask,
             };
-            hub::echo(
-                hub_url, protocol, callers, o.inflight, o.warmup, o.duration, server_pid,
-            )
-            .await
-        }
-        (Workload::Echo | Workload::EchoOneTask, Client::Floor | Client::FloorTasks) => {
-            let callers = match client {
-                Client::FloorTasks => hub::Callers::Tasks,
-                _ => hub::Callers::OneTask,
+            let run = EchoRun {
+                hub_url,
+                protocol,
+                callers,
+                inflight: o.inflight,
+                warmup: o.warmup,
+                duration: o.duration,
+                server_pid,
             };
-            floor::echo(
-                hub_url, protocol, callers, o.inflight, o.warmup, o.duration, server_pid,
-            )
-            .await
+            match client {
+                Client::Hublink => hub::echo(run).await,
+                Client::Floor | Client::FloorTasks => floor::echo(run).await,
+            }
         }
         (Workload::Stream, Client::FloorTasks) => {
             unreachable!("floor-tasks runs only the echo workloads")
