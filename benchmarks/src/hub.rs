@@ -56,11 +56,10 @@ pub async fn echo(run: EchoRun<'_>) -> Result<Sample, String> {
     let connection = connect(hub_url, protocol).await?;
     let count = Arc::new(AtomicU64::new(0));
     let stop_flag = Arc::new(AtomicBool::new(false));
-    let task_count = match callers {
-        Callers::Tasks => inflight,
-        Callers::OneTask => 1,
+    let (task_count, calls_per_task) = match callers {
+        Callers::Tasks => (inflight, 1),
+        Callers::OneTask => (1, inflight),
     };
-    let calls_per_task = inflight / task_count;
     let tasks: Vec<_> = (0..task_count)
         .map(|_| {
             let connection = connection.clone();

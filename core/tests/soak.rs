@@ -545,6 +545,66 @@ async fn heap_after(before: isize) -> isize {
     now
 }
 
+/// A builder for the test hub of the server at `base_url` over WebSockets, `query` (`?…` or
+/// nothing) appended to its URL.
+fn ws_hub(base_url: &str, query: &str) -> HubConnectionBuilder {
+    HubConnectionBuilder::new()
+        .with_url(format!("{base_url}/testhub{query}"))
+        .with_transports([TransportKind::WebSockets])
+}
+
+/// Runs a big soak alone, with fresh tracing counts and the parameters from the environment,
+/// on the client runtime. `body` returns its report and the live heap before and after it;
+/// the report and the tracing counts are printed, and the soak fails if the heap grew. The
+/// guard keeps other tests out while the caller checks the counts.
+fn run_soak<F: Future<Output = (String, isize, isize)>>(
+    what: &str,
+    body: impl FnOnce(Params) -> F,
+) -> (MutexGuard<'static, ()>, Params) {
+    let serial = serial();
+    counting::init();
+    counting::reset();
+    let p = Params::from_env();
+    let (report, heap_before, heap_after) = client_runtime().block_on(body(p));
+    println!("{report}");
+    println!("tracing counts: {:?}", counting::all());
+    assert_no_heap_leak(what, heap_before, heap_after);
+    (serial, p)
+}
+
+/// The end of a soak report (tasks alive, live heap bytes and their peak), and the live heap
+/// bytes after the run.
+async fn memory_report(
+    tasks_before: usize,
+    tasks_after: usize,
+    heap_before: isize,
+) -> (String, isize) {
+    let heap_after = heap_after(heap_before).await;
+    let report = format!(
+        "tasks alive: {tasks_before} before, {tasks_after} after; heap bytes live: \
+         {heap_before} before, {heap_after} after ({:+}; peak {:+}, client and server)",
+        heap_after - heap_before,
+        heap::peak() - heap_before,
+    );
+    (report, heap_after)
+}
+
+// The heap check of the soaks rests on this.
+#[test]
+fn the_counting_allocator_counts_what_is_allocated_and_freed() {
+    let _serial = serial();
+    let before = heap::live();
+    let block = vec![1u8; 1 << 20];
+    let grown = heap::live() - before;
+    assert!(grown >= 1 << 20, "a 1 MiB block counted as {grown} bytes");
+    drop(block);
+    let left = heap::live() - before;
+    assert!(
+        left < 1 << 20,
+        "{left} bytes still counted after freeing the block"
+    );
+}
+
 /// Fails when the heap grew by more than [`HEAP_GROWTH_LIMIT`] over a run.
 fn assert_no_heap_leak(what: &str, before: isize, after: isize) {
     assert!(
@@ -591,11 +651,8 @@ impl Soak {
         let heap_before = heap::live();
         heap::reset_peak();
         let server = Server::start(server_options());
-        let url = format!("{}/testhub?{}", server.base_url, p.faults());
         let started = Instant::now();
-        let builder = HubConnectionBuilder::new()
-            .with_url(url)
-            .with_transports([TransportKind::WebSockets])
+        let builder = ws_hub(&server.base_url, &format!("?{}", p.faults()))
             .with_message_content_logging(true);
         let (connection, lifecycle) = started_connection(configure(builder)).await;
         let inbox = record_messages(&connection);
@@ -667,12 +724,8 @@ fn check_concat(got: &str, expected: &str, call: u64) {
 // scenario: ws.json.stateful.soak-random-drops
 #[test]
 fn stateful_reconnect_delivers_everything_exactly_once_in_order_across_random_drops() {
-    let _serial = serial();
-    counting::init();
-    counting::reset();
-    let p = Params::from_env();
-    let k = p.per_flow();
-    let (report, heap_before, heap_after) = client_runtime().block_on(async move {
+    let (_serial, p) = run_soak("stateful soak", |p| async move {
+        let k = p.per_flow();
         let Soak {
             server,
             connection,
@@ -764,10 +817,7 @@ fn stateful_reconnect_delivers_everything_exactly_once_in_order_across_random_dr
                 let got: String = bounded(
                     "StreamingConcat",
                     CALL_LIMIT,
-                    connection.invoke(
-                        "StreamingConcat",
-                        (UploadStream::new(stream::iter(items)),),
-                    ),
+                    connection.invoke("StreamingConcat", (UploadStream::new(stream::iter(items)),)),
                 )
                 .await
                 .expect("StreamingConcat");
@@ -799,7 +849,11 @@ fn stateful_reconnect_delivers_everything_exactly_once_in_order_across_random_dr
         .await
         .expect("GetCallerConnectionId after the exchange");
         assert_eq!(still, server_id, "the same server-side connection");
-        assert_eq!(connection.connection_id(), client_id, "the same connection id");
+        assert_eq!(
+            connection.connection_id(),
+            client_id,
+            "the same connection id"
+        );
         assert_eq!(
             lifecycle.reconnecting.load(Ordering::SeqCst),
             0,
@@ -808,21 +862,22 @@ fn stateful_reconnect_delivers_everything_exactly_once_in_order_across_random_dr
         );
         assert_eq!(lifecycle.reconnected.load(Ordering::SeqCst), 0);
         assert!(lifecycle.closed.lock().unwrap().is_empty());
-        bounded("stop", CALL_LIMIT, connection.stop()).await.unwrap();
+        bounded("stop", CALL_LIMIT, connection.stop())
+            .await
+            .unwrap();
         drop(connection);
         let tasks_after = tasks_left(tasks_before).await;
         let elapsed = started.elapsed();
         // What the test itself still holds grows with the messages: not the client's.
-        drop((inbox, lifecycle, texts, expected, still, server_id, client_id));
+        drop((
+            inbox, lifecycle, texts, expected, still, server_id, client_id,
+        ));
         drop(server);
-        let heap_after = heap_after(heap_before).await;
-        let heap_peak = heap::peak();
+        let (memory, heap_after) = memory_report(tasks_before, tasks_after, heap_before).await;
         let report = format!(
             "stateful soak: {k} items per flow, {} hub messages, mean gap {} (seed {}): {:.1?}; \
              the client saw {} transport drops and resumed {} times ({} resume failures); \
-             0 reconnects, 0 errors, everything exactly once and in order; tasks alive: \
-             {tasks_before} before, {tasks_after} after; heap bytes live: {heap_before} before, \
-             {heap_after} after ({:+}; peak {:+}, client and server)",
+             0 reconnects, 0 errors, everything exactly once and in order; {memory}",
             7 * k + 6,
             p.mean_gap(),
             p.seed,
@@ -830,14 +885,9 @@ fn stateful_reconnect_delivers_everything_exactly_once_in_order_across_random_dr
             counting::get(TRANSPORT_CLOSED),
             counting::get(RESUMED),
             counting::get(RESUME_FAILED),
-            heap_after - heap_before,
-            heap_peak - heap_before,
         );
         (report, heap_before, heap_after)
     });
-    println!("{report}");
-    println!("tracing counts: {:?}", counting::all());
-    assert_no_heap_leak("stateful soak", heap_before, heap_after);
     let resumed = counting::get(RESUMED);
     assert!(
         resumed >= p.drops / 2,
@@ -921,12 +971,8 @@ async fn after_error(connection: &HubConnection) {
 // scenario: ws.json.reconnect.soak-random-drops
 #[test]
 fn automatic_reconnect_loses_no_call_silently_hangs_nowhere_and_leaks_no_task() {
-    let _serial = serial();
-    counting::init();
-    counting::reset();
-    let p = Params::from_env();
-    let k = p.per_flow();
-    let (report, heap_before, heap_after) = client_runtime().block_on(async move {
+    let (_serial, p) = run_soak("automatic-reconnect soak", |p| async move {
+        let k = p.per_flow();
         let Soak {
             server,
             connection,
@@ -1175,30 +1221,22 @@ fn automatic_reconnect_loses_no_call_silently_hangs_nowhere_and_leaks_no_task() 
         drop(seen);
         drop((texts, failed_sends, inbox, lifecycle, keep_going));
         drop(server);
-        let heap_after = heap_after(heap_before).await;
-        let heap_peak = heap::peak();
+        let (memory, heap_after) = memory_report(tasks_before, tasks_after, heap_before).await;
         let report = format!(
             "automatic-reconnect soak: mean gap {} (seed {}): {:.1?}; {calls} calls, {errors} \
              failed, {reconnects} reconnects ({} transport drops seen):\n  \
              Echo {echoes:?}\n  send {sends:?}: {arrived} Message(s) arrived ({} written \
              sends lost in drops, {arrived_although_failed} arrived although the send failed)\n  \
              StreamCount({chunk}) {streams:?}: {items_seen} items\n  UploadSum({chunk} items) \
-             {sums:?}\n  StreamingConcat({chunk} items) {concats:?}\n  tasks alive: \
-             {tasks_before} before, {tasks_after} after; heap bytes live: {heap_before} before, \
-             {heap_after} after ({:+}; peak {:+}, client and server)",
+             {sums:?}\n  StreamingConcat({chunk} items) {concats:?}\n  {memory}",
             p.mean_gap(),
             p.seed,
             elapsed,
             counting::get(TRANSPORT_CLOSED),
             sends.ok - (arrived - arrived_although_failed),
-            heap_after - heap_before,
-            heap_peak - heap_before,
         );
         (report, heap_before, heap_after)
     });
-    println!("{report}");
-    println!("tracing counts: {:?}", counting::all());
-    assert_no_heap_leak("automatic-reconnect soak", heap_before, heap_after);
     let reconnects = counting::get(RECONNECTING);
     assert!(
         reconnects >= p.drops,
@@ -1216,10 +1254,7 @@ async fn stateful_under_drops(base_url: &str, mean: u64) -> (HubConnection, Arc<
     counting::init();
     counting::reset();
     started_connection(
-        HubConnectionBuilder::new()
-            .with_url(format!("{base_url}/testhub?faults=drop_randomly:{mean}"))
-            .with_transports([TransportKind::WebSockets])
-            .with_stateful_reconnect(),
+        ws_hub(base_url, &format!("?faults=drop_randomly:{mean}")).with_stateful_reconnect(),
     )
     .await
 }
@@ -1355,12 +1390,7 @@ fn a_sequence_above_what_was_received_ends_the_connection_and_reconnects() {
     let _serial = serial();
     let server = Server::start(server_options());
     client_runtime().block_on(async {
-        let connection = HubConnectionBuilder::new()
-            .with_url(format!(
-                "{}/testhub?faults=bad_sequence:1000",
-                server.base_url
-            ))
-            .with_transports([TransportKind::WebSockets])
+        let connection = ws_hub(&server.base_url, "?faults=bad_sequence:1000")
             .with_stateful_reconnect()
             .with_automatic_reconnect_delays([Duration::ZERO])
             .build()
@@ -1418,10 +1448,7 @@ fn a_sequence_below_the_right_one_silently_swallows_as_many_messages() {
     let server = Server::start(server_options());
     client_runtime().block_on(async {
         let (connection, lifecycle) = started_connection(
-            HubConnectionBuilder::new()
-                .with_url(format!("{}/testhub?faults=bad_sequence:1", server.base_url))
-                .with_transports([TransportKind::WebSockets])
-                .with_stateful_reconnect(),
+            ws_hub(&server.base_url, "?faults=bad_sequence:1").with_stateful_reconnect(),
         )
         .await;
         // Five completions received (ids 1-5) and acknowledged (Ack after 1 s): the server's
@@ -1463,12 +1490,7 @@ fn without_the_servers_sequence_the_resumed_connection_stays_deaf() {
     });
     client_runtime().block_on(async {
         let (connection, lifecycle) = started_connection(
-            HubConnectionBuilder::new()
-                .with_url(format!(
-                    "{}/testhub?faults=ignore_sequence",
-                    server.base_url
-                ))
-                .with_transports([TransportKind::WebSockets])
+            ws_hub(&server.base_url, "?faults=ignore_sequence")
                 .with_stateful_reconnect()
                 .with_keep_alive_interval(Duration::from_millis(200))
                 .with_server_timeout(Duration::from_secs(1)),
@@ -1499,10 +1521,7 @@ fn a_drop_during_an_upload_fails_the_invocation_and_releases_the_upload() {
     let server = Server::start(server_options());
     client_runtime().block_on(async {
         let (connection, lifecycle) = started_connection(
-            HubConnectionBuilder::new()
-                .with_url(format!("{}/testhub", server.base_url))
-                .with_transports([TransportKind::WebSockets])
-                .with_automatic_reconnect_delays([Duration::ZERO]),
+            ws_hub(&server.base_url, "").with_automatic_reconnect_delays([Duration::ZERO]),
         )
         .await;
         let (items, rx) = tokio::sync::mpsc::unbounded_channel::<i64>();
@@ -1547,13 +1566,7 @@ fn calls_racing_a_connection_loss_all_end() {
     let server = Server::start(server_options());
     client_runtime().block_on(async {
         let (connection, lifecycle) = started_connection(
-            HubConnectionBuilder::new()
-                .with_url(format!(
-                    "{}/testhub?faults=drop_randomly:2",
-                    server.base_url
-                ))
-                .with_transports([TransportKind::WebSockets])
-                .with_retry_policy(Quick),
+            ws_hub(&server.base_url, "?faults=drop_randomly:2").with_retry_policy(Quick),
         )
         .await;
         let until = Instant::now() + Duration::from_secs(20);
