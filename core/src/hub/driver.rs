@@ -299,12 +299,8 @@ impl Driver {
                     self.outgoing = None;
                     return None;
                 }
-                if self.queue.is_empty() {
-                    return None;
-                }
-                self.hand_over_queued();
-                self.keep_alive.on_sent(runtime::now_ms());
-                self.after_write()
+                self.write_queued();
+                None
             }
         }
     }
@@ -324,11 +320,24 @@ impl Driver {
 
     /// Writes what can be written without waiting: queued frames, then a flush.
     fn write_without_waiting(&mut self) {
-        if !self.queue.is_empty() {
-            self.hand_over_queued();
+        self.write_queued();
+        self.flush_now();
+    }
+
+    /// Hands queued frames to the transport; a frame handed over counts as sent for the
+    /// keep-alive. Once a stop has handed everything over (its Close included), closing the
+    /// sender stops the transport gracefully, and its Closed event ends the loop.
+    fn write_queued(&mut self) {
+        if self.hand_over_queued() > 0 {
             self.keep_alive.on_sent(runtime::now_ms());
-            self.after_write();
         }
+        if self.stopping.is_some() && self.queue.is_empty() {
+            self.outgoing = None;
+        }
+    }
+
+    /// Flushes what was handed to the transport, if it can be done without waiting.
+    fn flush_now(&mut self) {
         let Some(sender) = self.outgoing.as_mut() else {
             return;
         };
@@ -338,11 +347,11 @@ impl Driver {
     }
 
     /// Hands the transport every queued frame it can take now (the first one it said it
-    /// can). They are flushed once the loop runs out of other work (see [`writable`]), or at
-    /// once when there are many.
-    fn hand_over_queued(&mut self) {
+    /// can), and says how many. They are flushed once the loop runs out of other work (see
+    /// [`writable`]), or at once when there are many.
+    fn hand_over_queued(&mut self) -> usize {
         let Some(sender) = self.outgoing.as_mut() else {
-            return;
+            return 0;
         };
         let mut handed_over = 0;
         while !self.queue.is_empty() && sender.try_ready() {
@@ -354,9 +363,10 @@ impl Driver {
             trace_frame(self.log_message_content, "sent", &queued.frame.data);
             sender.start_send(record_for_replay(&mut self.replay, queued));
         }
-        if handed_over >= FLUSH_AT && matches!(sender.flush().now_or_never(), Some(Err(_))) {
-            self.outgoing = None;
+        if handed_over >= FLUSH_AT {
+            self.flush_now();
         }
+        handed_over
     }
 
     /// Takes the commands already waiting, up to a bound, so a burst of calls costs one trip
@@ -372,15 +382,6 @@ impl Driver {
             if let Some(ended) = self.on_command(command) {
                 return Some(ended);
             }
-        }
-        None
-    }
-
-    fn after_write(&mut self) -> Option<Ended> {
-        if self.stopping.is_some() && self.queue.is_empty() {
-            // Everything, Close included, is handed over: closing the sender stops the
-            // transport gracefully, and its Closed event ends the loop.
-            self.outgoing = None;
         }
         None
     }
