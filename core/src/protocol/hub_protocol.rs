@@ -374,14 +374,21 @@ impl MessageDecoder {
 
     fn next_frame(&mut self) -> Result<Option<Bytes>, ProtocolError> {
         if !self.current.is_empty() {
-            if let Located::Whole { skip, len, tail } = self.locate(&self.current, 0)? {
-                self.current.advance(skip);
-                let frame = self.current.split_to(len);
-                self.current.advance(tail);
-                return Ok(Some(frame));
-            }
-            // The rest of `current` begins a message that continues in a later push.
-            self.spill_current();
+            return match self.locate(&self.current, 0)? {
+                Located::Whole { skip, len, tail } => {
+                    self.current.advance(skip);
+                    let frame = self.current.split_to(len);
+                    self.current.advance(tail);
+                    Ok(Some(frame))
+                }
+                Located::Partial { scanned } => {
+                    // The rest of `current` begins a message that continues in a later push;
+                    // `buffer` was empty, so it now holds exactly the bytes just scanned.
+                    self.spill_current();
+                    self.scanned = scanned;
+                    Ok(None)
+                }
+            };
         }
         match self.locate(&self.buffer, self.scanned)? {
             Located::Whole { skip, len, tail } => {
