@@ -127,14 +127,10 @@ impl HubConnection {
     ) -> Result<(Option<u64>, Bytes, Vec<Upload>)> {
         let mut call = CallWriter::new(self.protocol());
         let streams = arguments.write_arguments(&mut call)?;
-        let uploads: Vec<Upload> = if streams.is_empty() {
-            Vec::new()
-        } else {
-            streams
-                .into_iter()
-                .map(|s| (self.shared.ids.next_id(), s))
-                .collect()
-        };
+        let uploads: Vec<Upload> = streams
+            .into_iter()
+            .map(|s| (self.shared.ids.next_id(), s))
+            .collect();
         let id = blocking.then(|| self.shared.ids.next_number());
         let mut id_text = itoa::Buffer::new();
         let id_text = id.map(|id| id_text.format(id));
@@ -403,26 +399,15 @@ pub(crate) async fn send_frame(
     protocol
         .write_message(message, &mut out)
         .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-    queue_frame(commands, out.into())
-        .await?
-        .await
-        .map_err(connection_closed)?
-}
-
-/// Queues a frame for the driver; the receiver gets the outcome of writing it.
-async fn queue_frame(
-    commands: &mpsc::Sender<Command>,
-    frame: Bytes,
-) -> Result<oneshot::Receiver<Result<()>>> {
     let (written, done) = oneshot::channel();
     commands
         .send(Command::Send {
-            frame,
+            frame: out.into(),
             written: Some(written),
         })
         .await
         .map_err(not_connected)?;
-    Ok(done)
+    done.await.map_err(connection_closed)?
 }
 
 /// A command the driver no longer takes: the connection is not running.

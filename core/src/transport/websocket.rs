@@ -255,6 +255,15 @@ impl SocketWriter {
     }
 }
 
+/// Finishes a closing socket in the background. A half dropped outside any runtime (as a
+/// runtime shuts down) has nothing left to run it: the work is dropped, and with it the
+/// senders it would have answered.
+fn spawn_if_in_runtime(work: impl std::future::Future<Output = ()> + Send + 'static) {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(work);
+    }
+}
+
 impl Drop for SocketWriter {
     /// Stopping: the reader reports `Closed(None)` at once (like the official `stop()`); what
     /// was fed is flushed and the close frame (1000) sent in the background.
@@ -264,10 +273,7 @@ impl Drop for SocketWriter {
             return;
         };
         let unflushed = std::mem::take(&mut self.unflushed);
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        runtime.spawn(async move {
+        spawn_if_in_runtime(async move {
             let close = Message::Close(Some(CloseFrame {
                 code: CloseCode::Normal,
                 reason: Utf8Bytes::from_static(""),
@@ -387,10 +393,7 @@ impl SocketReader {
         if self.ended {
             return;
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        runtime.spawn(async move {
+        spawn_if_in_runtime(async move {
             let _ = tokio::time::timeout(CLOSE_GRACE, async {
                 while let Some(Ok(_)) = stream.next().await {}
             })
