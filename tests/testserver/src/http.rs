@@ -436,61 +436,62 @@ async fn ws_loop(socket: WebSocket, conn: Arc<Conn>, generation: u64) {
     let mut graceful = false;
     'outer: loop {
         tokio::select! {
-            frame = rx.recv() => match frame {
-                Some(OutFrame::Data { bytes, binary }) => {
-                    // What is already queued goes out with one flush, as Kestrel's output
-                    // pipe does, instead of one send syscall per hub message.
-                    let mut next = Some(OutFrame::Data { bytes, binary });
-                    let mut fed = 0;
-                    while let Some(frame) = next.take() {
-                        let (mut bytes, binary) = match frame {
-                            OutFrame::Data { bytes, binary } => (bytes, binary),
-                            OutFrame::Close => {
-                                let _ = sink.flush().await;
-                                graceful = true;
-                                break 'outer;
-                            }
-                            OutFrame::Abort => {
-                                let _ = sink.flush().await;
-                                break 'outer;
-                            }
-                        };
-                        let mut after = None;
-                        if faults.coalesce_frames {
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                            loop {
-                                match rx.try_recv() {
-                                    Ok(OutFrame::Data { bytes: more, .. }) => bytes.extend(more),
-                                    Ok(other) => { after = Some(other); break; }
-                                    Err(_) => break,
-                                }
+            frame = rx.recv() => {
+                let Some(frame) = frame else {
+                    graceful = true;
+                    break 'outer;
+                };
+                // What is already queued goes out with one flush, as Kestrel's output pipe
+                // does, instead of one send syscall per hub message; a Close or Abort among it
+                // goes after what was fed before it.
+                let mut next = Some(frame);
+                let mut fed = 0;
+                while let Some(frame) = next.take() {
+                    let (mut bytes, binary) = match frame {
+                        OutFrame::Data { bytes, binary } => (bytes, binary),
+                        OutFrame::Close => {
+                            let _ = sink.flush().await;
+                            graceful = true;
+                            break 'outer;
+                        }
+                        OutFrame::Abort => {
+                            let _ = sink.flush().await;
+                            break 'outer;
+                        }
+                    };
+                    let mut after = None;
+                    if faults.coalesce_frames {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        loop {
+                            match rx.try_recv() {
+                                Ok(OutFrame::Data { bytes: more, .. }) => bytes.extend(more),
+                                Ok(other) => { after = Some(other); break; }
+                                Err(_) => break,
                             }
                         }
-                        let parts = match split_point(&bytes, binary).filter(|_| faults.split_frames) {
-                            Some(mid) => {
-                                let tail = bytes.split_off(mid);
-                                vec![bytes, tail]
-                            }
-                            None => vec![bytes],
-                        };
-                        for part in parts {
-                            if sink.feed(ws_message(part, binary)).await.is_err() {
-                                break 'outer;
-                            }
+                    }
+                    let parts = match split_point(&bytes, binary).filter(|_| faults.split_frames) {
+                        Some(mid) => {
+                            let tail = bytes.split_off(mid);
+                            vec![bytes, tail]
                         }
-                        fed += 1;
-                        next = match after {
-                            Some(frame) => Some(frame),
-                            None if fed < MAX_FRAMES_PER_FLUSH => rx.try_recv().ok(),
-                            None => None,
-                        };
+                        None => vec![bytes],
+                    };
+                    for part in parts {
+                        if sink.feed(ws_message(part, binary)).await.is_err() {
+                            break 'outer;
+                        }
                     }
-                    if sink.flush().await.is_err() {
-                        break 'outer;
-                    }
+                    fed += 1;
+                    next = match after {
+                        Some(frame) => Some(frame),
+                        None if fed < MAX_FRAMES_PER_FLUSH => rx.try_recv().ok(),
+                        None => None,
+                    };
                 }
-                Some(OutFrame::Close) | None => { graceful = true; break 'outer; }
-                Some(OutFrame::Abort) => break 'outer,
+                if sink.flush().await.is_err() {
+                    break 'outer;
+                }
             },
             msg = stream.next() => match msg {
                 Some(Ok(Message::Text(t))) => {
