@@ -684,8 +684,7 @@ it("[ws.json.stateful.ignore-sequence] official client: without the server's Seq
     try {
         r = await runChild("ignore-sequence", {}, 60_000, pinging.url);
     } finally {
-        await pinging.stop();
-        fs.rmSync(pinging.tmpDir, { recursive: true, force: true });
+        await stopTestServer(pinging, 0);
     }
     t.diagnostic(JSON.stringify(r));
     assert.match(r.echo, /timed out/, "no completion gets through");
