@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::error::ProtocolError;
 use super::message::{HubMessage, Payload};
-use super::msgpack::{CallHead, PREFIX_ROOM};
+use super::msgpack::CallHead;
 use super::transports::TransferFormat;
 use super::{json, msgpack};
 
@@ -128,49 +128,34 @@ impl HubProtocol {
 /// without building a [`HubMessage`] or a [`Payload`] per argument first.
 ///
 /// The arguments come first, because the invocation id is only taken once the upload streams
-/// among them have taken theirs; [`CallWriter::finish`] then moves them behind the message's
-/// head.
+/// among them have taken theirs; [`CallWriter::finish`] then writes the message's head and
+/// tail after them and puts the frame together in order.
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct CallWriter {
     protocol: HubProtocol,
+    /// The arguments, then (while finishing) the head and the tail.
     out: Vec<u8>,
-    /// Where the arguments start (after the room for a MessagePack length prefix).
-    start: usize,
     arguments: usize,
 }
 
 thread_local! {
     /// The buffer this thread writes invocations in: a frame is then allocated once, at its
-    /// exact size (see [`exact_frame`]).
+    /// exact size, so that `Bytes` owns that allocation alone (a `Vec` with spare capacity
+    /// would make it allocate a shared header besides, and free two blocks when dropped).
     static CALL_SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
 /// The largest scratch buffer a thread keeps for its next invocation.
 const CALL_SCRATCH_KEPT: usize = 4096;
 
-/// `frame` copied into `Bytes` that own exactly their allocation (a `Vec` with spare capacity
-/// would make `Bytes` allocate a shared header besides, and free two blocks when dropped);
-/// the scratch buffer goes back to the thread for the next invocation.
-fn exact_frame(scratch: Vec<u8>, frame: std::ops::Range<usize>) -> Bytes {
-    let exact = Bytes::from(scratch[frame].to_vec());
-    if scratch.capacity() <= CALL_SCRATCH_KEPT {
-        CALL_SCRATCH.with(|kept| kept.set(scratch));
-    }
-    exact
-}
-
 impl CallWriter {
     pub(crate) fn new(protocol: HubProtocol) -> Self {
         let mut out = CALL_SCRATCH.with(Cell::take);
         out.clear();
         out.reserve(96);
-        if protocol == HubProtocol::MessagePack {
-            out.extend_from_slice(&[0; PREFIX_ROOM]);
-        }
         CallWriter {
             protocol,
-            start: out.len(),
             out,
             arguments: 0,
         }
@@ -217,9 +202,10 @@ impl CallWriter {
         target: &str,
         stream_ids: Option<&[String]>,
     ) -> Bytes {
-        let arguments_end = self.out.len();
+        let out = &mut self.out;
+        let arguments_end = out.len();
         match self.protocol {
-            HubProtocol::Json => json::write_call_head(&mut self.out, ty, invocation_id, target),
+            HubProtocol::Json => json::write_call_head(out, ty, invocation_id, target),
             HubProtocol::MessagePack => {
                 let head = CallHead {
                     ty,
@@ -229,22 +215,32 @@ impl CallWriter {
                     has_stream_ids: stream_ids.is_some(),
                     arguments: self.arguments,
                 };
-                msgpack::write_call_head(&mut self.out, &head);
+                msgpack::write_call_head(out, &head);
             }
         }
-        let head = self.out.len() - arguments_end;
-        self.out[self.start..].rotate_right(head);
+        let head_end = out.len();
         match self.protocol {
-            HubProtocol::Json => json::write_call_tail(&mut self.out, stream_ids, &Vec::new()),
-            HubProtocol::MessagePack => {
-                msgpack::write_call_tail(&mut self.out, stream_ids);
-                let unused = msgpack::fill_length_prefix(&mut self.out, 0);
-                let end = self.out.len();
-                return exact_frame(self.out, unused..end);
-            }
+            HubProtocol::Json => json::write_call_tail(out, stream_ids, &Vec::new()),
+            HubProtocol::MessagePack => msgpack::write_call_tail(out, stream_ids),
         }
-        let end = self.out.len();
-        exact_frame(self.out, 0..end)
+        let (arguments, head, tail) = (
+            &out[..arguments_end],
+            &out[arguments_end..head_end],
+            &out[head_end..],
+        );
+        let mut prefix = msgpack::LengthPrefix::default();
+        if self.protocol == HubProtocol::MessagePack {
+            prefix = msgpack::LengthPrefix::of(out.len());
+        }
+        let mut frame = Vec::with_capacity(prefix.len() + out.len());
+        frame.extend_from_slice(prefix.as_bytes());
+        frame.extend_from_slice(head);
+        frame.extend_from_slice(arguments);
+        frame.extend_from_slice(tail);
+        if self.out.capacity() <= CALL_SCRATCH_KEPT {
+            CALL_SCRATCH.with(|kept| kept.set(self.out));
+        }
+        Bytes::from(frame)
     }
 }
 

@@ -432,6 +432,69 @@ fn scan<'a>(text: &'a str, record: &Bytes) -> Option<WireMessage<'a>> {
     (skip_whitespace(b, i) == b.len()).then_some(wire)
 }
 
+/// Reads a Completion or StreamItem written the way servers write them, field by field in
+/// this order and without whitespace or headers:
+///
+/// `{"type":3,"invocationId":"7"}`, `{"type":3,"invocationId":"7","result":…}`,
+/// `{"type":3,"invocationId":"7","error":"…"}` or `{"type":2,"invocationId":"7","item":…}`.
+///
+/// These are most of what a busy connection receives. `None` for anything else, valid or not:
+/// [`scan`] and the serde path then read it. When it returns a message, it is the one they
+/// would return.
+fn parse_reply(text: &str, record: &Bytes) -> Option<HubMessage> {
+    const TYPE_FIELD: &[u8] = b"{\"type\":";
+    const ID_FIELD: &[u8] = b",\"invocationId\":\"";
+    const ID_AT: usize = TYPE_FIELD.len() + 1 + ID_FIELD.len();
+    let (&ty, after_type) = text.as_bytes().strip_prefix(TYPE_FIELD)?.split_first()?;
+    if !matches!(ty, b'2' | b'3') {
+        return None;
+    }
+    let id_len = plain_string_len(after_type.strip_prefix(ID_FIELD)?).filter(|&len| len > 0)?;
+    let invocation_id = || text[ID_AT..ID_AT + id_len].to_owned();
+    let rest = &text[ID_AT + id_len + 1..];
+    let headers = Headers::new();
+    if rest == "}" {
+        return (ty == b'3').then(|| {
+            HubMessage::Completion(Completion {
+                invocation_id: invocation_id(),
+                outcome: CompletionOutcome::Void,
+                headers,
+            })
+        });
+    }
+    let (field, value_text) = rest.split_once(':')?;
+    let value = scan_value(value_text, 0)?;
+    if &value_text[value.len()..] != "}" {
+        return None;
+    }
+    let payload = || Payload::Json(record.slice_ref(value.as_bytes()));
+    Some(match (ty, field) {
+        (b'3', ",\"result\"") => HubMessage::Completion(Completion {
+            invocation_id: invocation_id(),
+            outcome: CompletionOutcome::Result(payload()),
+            headers,
+        }),
+        (b'3', ",\"error\"") => {
+            // Escapes, and an empty error (which counts as none), are left to the general path.
+            let error = value.strip_prefix('"')?.strip_suffix('"')?;
+            if error.is_empty() || error.contains('\\') {
+                return None;
+            }
+            HubMessage::Completion(Completion {
+                invocation_id: invocation_id(),
+                outcome: CompletionOutcome::Error(error.to_owned()),
+                headers,
+            })
+        }
+        (b'2', ",\"item\"") => HubMessage::StreamItem(StreamItem {
+            invocation_id: invocation_id(),
+            item: payload(),
+            headers,
+        }),
+        _ => return None,
+    })
+}
+
 /// The raw text of the JSON value that starts at `i`, `None` if it is not valid JSON.
 fn scan_value(text: &str, i: usize) -> Option<&str> {
     let b = text.as_bytes();
@@ -570,6 +633,14 @@ pub fn parse_record(record: &Bytes) -> Result<Option<HubMessage>, ProtocolError>
     // whole record first (parsing from the checked text keeps the payload slices in place).
     let text = std::str::from_utf8(record)
         .map_err(|_| ProtocolError::invalid("Invalid payload: the message is not valid UTF-8."))?;
+    match parse_reply(text, record) {
+        Some(reply) => Ok(Some(reply)),
+        None => parse_any(text, record),
+    }
+}
+
+/// [`parse_record`] for any record, from its checked text.
+fn parse_any(text: &str, record: &Bytes) -> Result<Option<HubMessage>, ProtocolError> {
     let wire = match scan(text, record) {
         Some(wire) => wire,
         None => {
@@ -699,6 +770,61 @@ fn is_truthy(raw: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reply_shortcut_reads_what_the_general_path_reads() {
+        let records = [
+            r#"{"type":3,"invocationId":"1"}"#,
+            r#"{"type":3,"invocationId":"42","result":"x"}"#,
+            r#"{"type":3,"invocationId":"42","result":null}"#,
+            r#"{"type":3,"invocationId":"42","result":-12}"#,
+            r#"{"type":3,"invocationId":"42","result":1.5e3}"#,
+            r#"{"type":3,"invocationId":"42","result":{"a":[1,"é"]}}"#,
+            r#"{"type":3,"invocationId":"42","result":"a\"b"}"#,
+            r#"{"type":3,"invocationId":"42","result":true}"#,
+            r#"{"type":3,"invocationId":"id with spaces","error":"It failed."}"#,
+            r#"{"type":3,"invocationId":"9","error":"é ü"}"#,
+            r#"{"type":2,"invocationId":"7","item":[1,2]}"#,
+            r#"{"type":2,"invocationId":"7","item":"x"}"#,
+        ];
+        for record in records {
+            let bytes = Bytes::from(record);
+            let shortcut = parse_reply(record, &bytes)
+                .unwrap_or_else(|| panic!("the shortcut should read {record}"));
+            let general = parse_any(record, &bytes).unwrap().unwrap();
+            assert_eq!(format!("{shortcut:?}"), format!("{general:?}"), "{record}");
+        }
+    }
+
+    #[test]
+    fn the_reply_shortcut_leaves_other_shapes_to_the_general_path() {
+        let records = [
+            r#"{"type":2,"invocationId":"7"}"#,
+            r#"{"type":3,"invocationId":""}"#,
+            r#"{"type":3,"invocationId":"a\"b","result":1}"#,
+            r#"{"type":3,"invocationId":"1","error":""}"#,
+            r#"{"type":3,"invocationId":"1","error":null}"#,
+            r#"{"type":3,"invocationId":"1","error":"a\nb"}"#,
+            r#"{"type":3,"invocationId":"1","error":"e","result":1}"#,
+            r#"{"type":3,"invocationId":"1","result":1,"error":"e"}"#,
+            r#"{"type":3,"invocationId":"1","result":01}"#,
+            r#"{"type":3,"invocationId":"1","result":1 }"#,
+            r#"{"type":3,"invocationId":"1","result":[1,}"#,
+            r#"{"type":3,"invocationId":"1","headers":{"a":"b"},"result":1}"#,
+            r#"{"type":3,"invocationId":"1","item":1}"#,
+            r#"{"type":2,"invocationId":"1","result":1}"#,
+            r#"{"type":31,"invocationId":"1"}"#,
+            r#"{"type":1,"invocationId":"1","target":"a","arguments":[]}"#,
+            r#"{ "type":3,"invocationId":"1"}"#,
+            r#"{"type":3,"invocationId":"1"} "#,
+        ];
+        for record in records {
+            assert!(
+                parse_reply(record, &Bytes::from(record)).is_none(),
+                "the shortcut should leave {record} alone"
+            );
+        }
+    }
 
     #[test]
     fn strings_are_written_as_serde_json_writes_them() {
