@@ -4,7 +4,13 @@
 //! crate names a runtime.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use futures_util::task::{ArcWake, AtomicWaker};
 
 #[cfg(not(target_arch = "wasm32"))]
 mod imp {
@@ -73,3 +79,63 @@ pub(crate) use imp::yield_now;
 
 /// Milliseconds on a monotonic clock, for the protocol layer's `now` arguments.
 pub(crate) use imp::now_ms;
+
+/// Resolves once the other tasks that are ready have run, as [`yield_now`] does, but is not
+/// ended early by a wake-up of its task from elsewhere meanwhile (a [`yield_now`] polled a
+/// second time resolves, whoever woke it). The hub driver yields before it flushes so that the
+/// callers its answers woke queue their next calls first; their calls must not wake it once
+/// each in the meantime.
+pub(crate) struct YieldToOthers {
+    yielding: Pin<Box<dyn Future<Output = ()> + Send>>,
+    started: bool,
+    done: Arc<YieldDone>,
+}
+
+#[derive(Default)]
+struct YieldDone {
+    woken: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl ArcWake for YieldDone {
+    fn wake_by_ref(done: &Arc<Self>) {
+        done.woken.store(true, Ordering::Release);
+        done.task.wake();
+    }
+}
+
+impl YieldToOthers {
+    pub(crate) fn new() -> Self {
+        YieldToOthers {
+            yielding: Box::pin(yield_now()),
+            started: false,
+            done: Arc::default(),
+        }
+    }
+}
+
+impl Future for YieldToOthers {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.done.task.register(cx.waker());
+        if !self.started {
+            self.started = true;
+            // The runtime wakes `done`, not the task, when the others have run.
+            let waker = futures_util::task::waker(self.done.clone());
+            if self
+                .yielding
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_ready()
+            {
+                return Poll::Ready(());
+            }
+        }
+        if self.done.woken.load(Ordering::Acquire) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}

@@ -131,6 +131,10 @@ pub(crate) struct Driver {
     turns_without_writing: u32,
     /// Bytes of sequenced frames in `queue`: they count against the replay buffer already.
     queued_sequenced_bytes: usize,
+    /// Before a flush, the driver lets the other ready tasks run (see [`Driver::step`]).
+    yield_before_flush: Option<runtime::YieldToOthers>,
+    /// Whether it did so since the last flush.
+    yielded_before_flush: bool,
 }
 
 impl Driver {
@@ -159,6 +163,8 @@ impl Driver {
             timer: None,
             turns_without_writing: 0,
             queued_sequenced_bytes: 0,
+            yield_before_flush: None,
+            yielded_before_flush: false,
             protocol,
             incoming: link.incoming,
             outgoing: Some(link.outgoing),
@@ -218,6 +224,7 @@ impl Driver {
     }
 
     async fn step(&mut self) -> Option<Ended> {
+        trace!("driver turn");
         let now = runtime::now_ms();
         let deadline = match (self.stopping, self.keep_alive.next_deadline()) {
             (Some(deadline), _) => Some(deadline),
@@ -236,8 +243,6 @@ impl Driver {
                 self.timer = Some((deadline, Box::pin(runtime::sleep(wait))));
             }
         }
-        let can_take_commands =
-            self.queue.len() < QUEUE_LIMIT && self.stopping.is_none() && !self.replay_full();
         // Writing comes last in the loop, so that a flush carries everything that is ready
         // (one syscall for a burst of calls); when other work keeps the loop busy, it gets a
         // turn now and then all the same.
@@ -248,7 +253,20 @@ impl Driver {
                 self.write_without_waiting();
             }
         }
-        let writing = self.has_writes();
+        // Before flushing, the driver lets the other ready tasks run, so that the calls that
+        // the callers it just answered are about to make go out in the same flush. Meanwhile
+        // it takes no commands: a caller's command would wake it once per call, only to
+        // poll everything again; the yield's end takes them all at once.
+        let only_flush = self.queue.is_empty() && self.has_writes();
+        if only_flush && !self.yielded_before_flush && self.yield_before_flush.is_none() {
+            self.yield_before_flush = Some(runtime::YieldToOthers::new());
+        }
+        let yielding = self.yield_before_flush.is_some();
+        let can_take_commands = self.queue.len() < QUEUE_LIMIT
+            && self.stopping.is_none()
+            && !self.replay_full()
+            && !yielding;
+        let writing = !self.queue.is_empty() || (only_flush && !yielding);
         tokio::select! {
             biased;
             event = self.incoming.recv() => {
@@ -292,12 +310,25 @@ impl Driver {
                 self.timer = None;
                 self.on_timer()
             }
+            () = wait_yield(&mut self.yield_before_flush), if yielding => {
+                self.yield_before_flush = None;
+                self.yielded_before_flush = true;
+                if let Some(ended) = self.take_more_commands() {
+                    return Some(ended);
+                }
+                self.write_without_waiting();
+                None
+            }
             writable = writable(&mut self.outgoing, !self.queue.is_empty()), if writing => {
                 self.turns_without_writing = 0;
                 if writable.is_err() {
                     // The transport is gone; its Closed event says why.
                     self.outgoing = None;
                     return None;
+                }
+                if self.queue.is_empty() {
+                    // It resolved on a flush.
+                    self.yielded_before_flush = false;
                 }
                 self.write_queued();
                 None
@@ -341,8 +372,13 @@ impl Driver {
         let Some(sender) = self.outgoing.as_mut() else {
             return;
         };
-        if sender.needs_flush() && matches!(sender.flush().now_or_never(), Some(Err(_))) {
-            self.outgoing = None;
+        if !sender.needs_flush() {
+            return;
+        }
+        match sender.flush().now_or_never() {
+            Some(Ok(())) => self.yielded_before_flush = false,
+            Some(Err(_)) => self.outgoing = None,
+            None => {}
         }
     }
 
@@ -668,9 +704,7 @@ fn trace_frame(log_message_content: bool, direction: &str, data: &[u8]) {
 }
 
 /// Resolves once the transport can take a frame, if there are frames to send; otherwise once
-/// what was handed to it is flushed. Before flushing it lets the other ready tasks run, so
-/// that the calls they are about to make go out in the same flush (one syscall for a burst).
-/// Cancel-safe.
+/// what was handed to it is flushed. Cancel-safe.
 async fn writable(
     sender: &mut Option<LinkSender>,
     has_frames: bool,
@@ -681,8 +715,14 @@ async fn writable(
     if has_frames {
         sender.ready().await
     } else {
-        runtime::yield_now().await;
         sender.flush().await
+    }
+}
+
+async fn wait_yield(yielding: &mut Option<runtime::YieldToOthers>) {
+    match yielding {
+        Some(yielding) => yielding.await,
+        None => std::future::pending().await,
     }
 }
 
