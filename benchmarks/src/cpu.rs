@@ -41,8 +41,22 @@ fn ticks_per_second() -> f64 {
     }
 }
 
+/// The machine's CPUs (the `cpuN` lines of /proc/stat), whichever this process may use.
 pub fn cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| {
+        let listed = std::fs::read_to_string("/proc/stat").map_or(0, |stat| {
+            stat.lines()
+                .filter(|l| {
+                    l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit)
+                })
+                .count()
+        });
+        match listed {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    })
 }
 
 fn process_ticks(pid: &str) -> u64 {
@@ -133,4 +147,22 @@ pub fn between(a: &Snapshot, b: &Snapshot) -> CpuUse {
         seconds,
         client_switches: b.switches.saturating_sub(a.switches),
     }
+}
+
+/// Restricts the calling thread (and the threads and processes it starts afterwards, which
+/// inherit the mask) to one CPU.
+pub fn pin_current_thread(cpu: usize) -> std::io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes inside it (cpu is
+    // checked against its size), and sched_setaffinity only reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if cpu >= 8 * std::mem::size_of::<libc::cpu_set_t>() {
+            return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
+        }
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }

@@ -28,7 +28,7 @@ pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 const USAGE: &str = "usage: hublink-benchmarks [--duration SECS] [--warmup SECS] [--rounds N] \
 [--inflight N] [--stream-items N] [--workloads echo,echo-one-task,stream] [--protocols json,messagepack] \
-[--clients hublink,floor,floor-tasks] [--threads N] [--server PATH]
+[--clients hublink,floor,floor-tasks] [--threads N] [--pin C:S] [--server PATH]
 
 Measures, against hublink-testserver started as a separate process (release build):
   echo           invocations per second of Echo(\"x\") with N calls in flight on one
@@ -50,6 +50,9 @@ Prints a Markdown table: the median of the rounds, their spread, and each client
   --threads N          tokio worker threads of this (client) process (default: CPUs)
   --nice N             run client and server at this nice value (e.g. -10 on a shared machine,
                        as root), so that other processes disturb the measurement less
+  --pin C:S            run this (client) process on CPU C and the server on CPU S alone, as if
+                       on two machines: neither takes the other's CPU, and the scheduler does
+                       not move their threads between CPUs (far steadier figures than without)
   --max-other CORES    measure again (up to 3 times) when other processes used more than this
                        many cores during a measurement (e.g. 0.2 on a shared machine)
   --server PATH        the test server binary (default: build it with cargo)";
@@ -98,6 +101,8 @@ struct Options {
     clients: Vec<Client>,
     threads: Option<usize>,
     nice: Option<i32>,
+    /// The CPUs of the client (this process) and of the server.
+    pin: Option<(usize, usize)>,
     max_other: Option<f64>,
     server: Option<PathBuf>,
     /// The flags as given, for the command line printed with the results.
@@ -123,6 +128,7 @@ fn parse_args() -> Result<Options, String> {
         clients: vec![Client::Hublink, Client::Floor, Client::FloorTasks],
         threads: None,
         nice: None,
+        pin: None,
         max_other: None,
         server: None,
         given: std::env::args().skip(1).collect(),
@@ -157,6 +163,14 @@ fn parse_args() -> Result<Options, String> {
             "--threads" => o.threads = Some(count()? as usize),
             "--server" => o.server = Some(PathBuf::from(&value)),
             "--max-other" => o.max_other = Some(number()?),
+            "--pin" => {
+                let cpus = value
+                    .split_once(':')
+                    .and_then(|(c, s)| Some((c.parse().ok()?, s.parse().ok()?)));
+                o.pin = Some(cpus.ok_or_else(|| {
+                    format!("--pin: '{value}' is not CLIENT_CPU:SERVER_CPU\n{USAGE}")
+                })?);
+            }
             "--nice" => {
                 o.nice = Some(
                     value
@@ -409,12 +423,16 @@ fn report(
         out,
         "Machine: {} CPUs ({}); load average {} before, {} after; client runtime: tokio \
          multi-thread, {} workers; server: hublink-testserver (release), own process; \
-         nice {}.  ",
+         {}nice {}.  ",
         cpu::cpus(),
         cpu_model(),
         load_before,
         load_average(),
-        o.threads.unwrap_or_else(cpu::cpus),
+        tokio::runtime::Handle::current().metrics().num_workers(),
+        match o.pin {
+            Some((client, server)) => format!("client on CPU {client}, server on CPU {server}; "),
+            None => String::new(),
+        },
         o.nice.unwrap_or(0),
     );
     let _ = writeln!(
@@ -512,7 +530,7 @@ async fn run(o: Options) -> Result<String, String> {
         Some(path) => path.clone(),
         None => server::build()?,
     };
-    let server = server::ServerProcess::start(&binary)?;
+    let server = server::ServerProcess::start(&binary, o.pin.map(|(_, server)| server))?;
     let hub_url = format!("{}/testhub", server.base_url());
     eprintln!(
         "server PID {} at {}; {} rounds",
@@ -621,6 +639,13 @@ fn main() -> ExitCode {
                 "--nice {nice}: {} (run as root for negative values)",
                 std::io::Error::last_os_error()
             );
+            return ExitCode::FAILURE;
+        }
+    }
+    if let Some((client, _)) = options.pin {
+        // Before the runtime's threads exist: they inherit it.
+        if let Err(e) = cpu::pin_current_thread(client) {
+            eprintln!("--pin: cannot run on CPU {client}: {e}");
             return ExitCode::FAILURE;
         }
     }

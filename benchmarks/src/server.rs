@@ -2,6 +2,7 @@
 //! URL read (bounded) from its stdout, and stopped by PID (SIGTERM, then SIGKILL) on drop.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -52,13 +53,24 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts `binary` on 127.0.0.1 with an OS-chosen port and waits for its URL line.
-    pub fn start(binary: &Path) -> Result<Self, String> {
-        let mut child = Command::new(binary)
+    /// Starts `binary` on 127.0.0.1 with an OS-chosen port (on CPU `cpu` alone, if given) and
+    /// waits for its URL line.
+    pub fn start(binary: &Path, cpu: Option<usize>) -> Result<Self, String> {
+        let mut command = Command::new(binary);
+        command
             .args(["--port", "0"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::inherit());
+        if let Some(cpu) = cpu {
+            // SAFETY: the closure runs in the forked child before exec and only makes the
+            // sched_setaffinity system call (through pin_current_thread), which is
+            // async-signal-safe; it allocates nothing.
+            unsafe {
+                command.pre_exec(move || crate::cpu::pin_current_thread(cpu));
+            }
+        }
+        let mut child = command
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
         let stdout = child.stdout.take().expect("piped stdout");
