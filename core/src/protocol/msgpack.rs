@@ -248,7 +248,13 @@ pub(crate) fn write_call_tail(out: &mut Vec<u8>, stream_ids: Option<&[String]>) 
 }
 
 fn write_headers(out: &mut Vec<u8>, headers: &Headers) {
-    rmp::encode::write_map_len(out, headers.len() as u32).expect("Vec write");
+    // The short forms by hand (fixmap, fixarray, positive fixint), as rmp writes them: its
+    // generic writers cost more than the byte.
+    if headers.len() < 16 {
+        out.push(0x80 | headers.len() as u8);
+    } else {
+        rmp::encode::write_map_len(out, headers.len() as u32).expect("Vec write");
+    }
     for (k, v) in headers {
         str(out, k);
         str(out, v);
@@ -256,11 +262,19 @@ fn write_headers(out: &mut Vec<u8>, headers: &Headers) {
 }
 
 fn array_len(out: &mut Vec<u8>, len: usize) {
-    rmp::encode::write_array_len(out, len as u32).expect("Vec write");
+    if len < 16 {
+        out.push(0x90 | len as u8);
+    } else {
+        rmp::encode::write_array_len(out, len as u32).expect("Vec write");
+    }
 }
 
 fn uint(out: &mut Vec<u8>, n: u64) {
-    rmp::encode::write_uint(out, n).expect("Vec write");
+    if n < 0x80 {
+        out.push(n as u8);
+    } else {
+        rmp::encode::write_uint(out, n).expect("Vec write");
+    }
 }
 
 fn str(out: &mut Vec<u8>, s: &str) {
@@ -876,4 +890,34 @@ fn nesting() -> ProtocolError {
 fn read_timestamp(data: &[u8]) -> Result<Timestamp, ProtocolError> {
     Timestamp::from_ext_bytes(data)
         .ok_or_else(|| ProtocolError::invalid("an invalid MessagePack timestamp"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_forms_are_written_as_rmp_writes_them() {
+        for n in [0u32, 1, 15, 16, 17, 127, 128, 255, 256, 65_535, 65_536] {
+            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            array_len(&mut ours, n as usize);
+            rmp::encode::write_array_len(&mut theirs, n).unwrap();
+            assert_eq!(ours, theirs, "array of {n}");
+            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            uint(&mut ours, n.into());
+            rmp::encode::write_uint(&mut theirs, n.into()).unwrap();
+            assert_eq!(ours, theirs, "uint {n}");
+        }
+        for n in [0, 1, 15, 16, 17] {
+            let headers: Headers = (0..n).map(|i| (i.to_string(), String::new())).collect();
+            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            write_headers(&mut ours, &headers);
+            rmp::encode::write_map_len(&mut theirs, n).unwrap();
+            for (k, v) in &headers {
+                rmp::encode::write_str(&mut theirs, k).unwrap();
+                rmp::encode::write_str(&mut theirs, v).unwrap();
+            }
+            assert_eq!(ours, theirs, "map of {n}");
+        }
+    }
 }
