@@ -46,7 +46,7 @@ Prints a Markdown table: the median of the rounds, their spread, and each client
   --warmup SECS        echo calls before the window, on the same connection (default 1)
   --rounds N           rounds; each runs every selected measurement once (default 5)
   --inflight N         echo calls in flight (default 100)
-  --stream-items N     items of each measured stream; a stream of N/10 warms up (default 500000)
+  --stream-items N     items of each measured stream; a stream of N/10 warms up (default 2000000)
   --threads N          tokio worker threads of this (client) process (default: CPUs)
   --nice N             run client and server at this nice value (e.g. -10 on a shared machine,
                        as root), so that other processes disturb the measurement less
@@ -122,7 +122,7 @@ fn parse_args() -> Result<Options, String> {
         warmup: Duration::from_secs(1),
         rounds: 5,
         inflight: 100,
-        stream_items: 500_000,
+        stream_items: 2_000_000,
         workloads: vec![Workload::Echo, Workload::EchoOneTask, Workload::Stream],
         protocols: vec![Protocol::Json, Protocol::MessagePack],
         clients: vec![Client::Hublink, Client::Floor, Client::FloorTasks],
