@@ -121,21 +121,75 @@ impl Future for YieldToOthers {
         self.done.task.register(cx.waker());
         if !self.started {
             self.started = true;
-            // The runtime wakes `done`, not the task, when the others have run.
+            // The runtime wakes `done`, not the task, when the others have run. Where it wakes
+            // it at once (outside a tokio worker, in the browser), that wake-up has already
+            // scheduled the task again: this poll still yields.
             let waker = futures_util::task::waker(self.done.clone());
-            if self
+            return self
                 .yielding
                 .as_mut()
-                .poll(&mut Context::from_waker(&waker))
-                .is_ready()
-            {
-                return Poll::Ready(());
-            }
+                .poll(&mut Context::from_waker(&waker));
         }
         if self.done.woken.load(Ordering::Acquire) {
             Poll::Ready(())
         } else {
             Poll::Pending
         }
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// A task yields; another task wakes it at once (as a caller's command would) and only then
+    /// makes two more tasks ready. The yield must last until those have run: a plain
+    /// `yield_now` ends at the wake-up, before them.
+    #[test]
+    fn a_yield_to_others_outlasts_wake_ups_and_ends_after_the_ready_tasks() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let (log, others_log) = (order.clone(), order.clone());
+        // Every part is a spawned task: the runtime runs them in the order they became ready.
+        let test = async move {
+            let (polled, first_poll) = tokio::sync::oneshot::channel();
+            let mut polled = Some(polled);
+            let yielding = tokio::spawn(async move {
+                let mut yielding = YieldToOthers::new();
+                let mut polls = 0;
+                std::future::poll_fn(|cx| {
+                    polls += 1;
+                    if let Some(polled) = polled.take() {
+                        let _ = polled.send(cx.waker().clone());
+                    }
+                    Pin::new(&mut yielding).poll(cx)
+                })
+                .await;
+                log.lock()
+                    .unwrap()
+                    .push(format!("yield ended after {polls} polls"));
+            });
+            let waker = first_poll.await.expect("the yield was polled");
+            waker.wake();
+            let others: Vec<_> = (0..2)
+                .map(|i| {
+                    let log = others_log.clone();
+                    tokio::spawn(async move { log.lock().unwrap().push(format!("task {i}")) })
+                })
+                .collect();
+            for task in others {
+                task.await.unwrap();
+            }
+            yielding.await.unwrap();
+        };
+        runtime.block_on(runtime.spawn(test)).unwrap();
+        assert_eq!(
+            *order.lock().unwrap(),
+            ["task 0", "task 1", "yield ended after 3 polls"]
+        );
     }
 }

@@ -132,9 +132,9 @@ pub(crate) struct Driver {
     /// Bytes of sequenced frames in `queue`: they count against the replay buffer already.
     queued_sequenced_bytes: usize,
     /// Before a flush, the driver lets the other ready tasks run (see [`Driver::step`]).
-    yield_before_flush: Option<runtime::YieldToOthers>,
-    /// Whether it did so since the last flush.
-    yielded_before_flush: bool,
+    flush_yield: Option<runtime::YieldToOthers>,
+    /// Whether it did so for the flush still to come.
+    flush_yield_done: bool,
 }
 
 impl Driver {
@@ -163,8 +163,8 @@ impl Driver {
             timer: None,
             turns_without_writing: 0,
             queued_sequenced_bytes: 0,
-            yield_before_flush: None,
-            yielded_before_flush: false,
+            flush_yield: None,
+            flush_yield_done: false,
             protocol,
             incoming: link.incoming,
             outgoing: Some(link.outgoing),
@@ -257,16 +257,20 @@ impl Driver {
         // the callers it just answered are about to make go out in the same flush. Meanwhile
         // it takes no commands: a caller's command would wake it once per call, only to
         // poll everything again; the yield's end takes them all at once.
-        let only_flush = self.queue.is_empty() && self.has_writes();
-        if only_flush && !self.yielded_before_flush && self.yield_before_flush.is_none() {
-            self.yield_before_flush = Some(runtime::YieldToOthers::new());
+        if !self.has_writes() {
+            // Flushed some other way (a busy loop's turn to write, many frames at once).
+            self.flush_yield_done = false;
         }
-        let yielding = self.yield_before_flush.is_some();
+        let only_flush_left = self.queue.is_empty() && self.has_writes();
+        if only_flush_left && !self.flush_yield_done && self.flush_yield.is_none() {
+            self.flush_yield = Some(runtime::YieldToOthers::new());
+        }
+        let yielding = self.flush_yield.is_some();
         let can_take_commands = self.queue.len() < QUEUE_LIMIT
             && self.stopping.is_none()
             && !self.replay_full()
             && !yielding;
-        let writing = !self.queue.is_empty() || (only_flush && !yielding);
+        let writing = !self.queue.is_empty() || (only_flush_left && !yielding);
         tokio::select! {
             biased;
             event = self.incoming.recv() => {
@@ -310,9 +314,9 @@ impl Driver {
                 self.timer = None;
                 self.on_timer()
             }
-            () = wait_yield(&mut self.yield_before_flush), if yielding => {
-                self.yield_before_flush = None;
-                self.yielded_before_flush = true;
+            () = wait_yield(&mut self.flush_yield), if yielding => {
+                self.flush_yield = None;
+                self.flush_yield_done = true;
                 if let Some(ended) = self.take_more_commands() {
                     return Some(ended);
                 }
@@ -328,7 +332,7 @@ impl Driver {
                 }
                 if self.queue.is_empty() {
                     // It resolved on a flush.
-                    self.yielded_before_flush = false;
+                    self.flush_yield_done = false;
                 }
                 self.write_queued();
                 None
@@ -376,15 +380,15 @@ impl Driver {
             return;
         }
         match sender.flush().now_or_never() {
-            Some(Ok(())) => self.yielded_before_flush = false,
+            Some(Ok(())) => self.flush_yield_done = false,
             Some(Err(_)) => self.outgoing = None,
             None => {}
         }
     }
 
     /// Hands the transport every queued frame it can take now (the first one it said it
-    /// can), and says how many. They are flushed once the loop runs out of other work (see
-    /// [`writable`]), or at once when there are many.
+    /// can), and says how many. They are flushed once the other ready tasks have run (see
+    /// [`Driver::step`]), or at once when there are many.
     fn hand_over_queued(&mut self) -> usize {
         let Some(sender) = self.outgoing.as_mut() else {
             return 0;
@@ -409,7 +413,8 @@ impl Driver {
     /// through the select loop.
     fn take_more_commands(&mut self) -> Option<Ended> {
         for _ in 0..64 {
-            if self.queue.len() >= QUEUE_LIMIT || self.replay_full() {
+            // Nothing goes out after a stop's Close: what is left fails with the connection.
+            if self.queue.len() >= QUEUE_LIMIT || self.replay_full() || self.stopping.is_some() {
                 break;
             }
             let Ok(command) = self.commands.try_recv() else {
