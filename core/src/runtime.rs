@@ -85,10 +85,10 @@ pub(crate) use imp::now_ms;
 /// second time resolves, whoever woke it). The hub driver yields before it flushes so that the
 /// callers its answers woke queue their next calls first; their calls must not wake it once
 /// each in the meantime.
+#[derive(Default)]
 pub(crate) struct YieldToOthers {
-    yielding: Pin<Box<dyn Future<Output = ()> + Send>>,
-    started: bool,
-    done: Arc<YieldDone>,
+    /// Set at the first poll, when the yield starts.
+    done: Option<Arc<YieldDone>>,
 }
 
 #[derive(Default)]
@@ -104,33 +104,22 @@ impl ArcWake for YieldDone {
     }
 }
 
-impl YieldToOthers {
-    pub(crate) fn new() -> Self {
-        YieldToOthers {
-            yielding: Box::pin(yield_now()),
-            started: false,
-            done: Arc::default(),
-        }
-    }
-}
-
 impl Future for YieldToOthers {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.done.task.register(cx.waker());
-        if !self.started {
-            self.started = true;
-            // The runtime wakes `done`, not the task, when the others have run. Where it wakes
-            // it at once (outside a tokio worker, in the browser), that wake-up has already
-            // scheduled the task again: this poll still yields.
-            let waker = futures_util::task::waker(self.done.clone());
-            return self
-                .yielding
-                .as_mut()
-                .poll(&mut Context::from_waker(&waker));
-        }
-        if self.done.woken.load(Ordering::Acquire) {
+        let Some(done) = &self.done else {
+            // The runtime keeps `done`'s waker, not the task's, for when the others have run;
+            // where it wakes it at once (outside a tokio worker, in the browser), that wake-up
+            // reaches the task through `done` all the same, and this poll still yields.
+            let done = Arc::new(YieldDone::default());
+            done.task.register(cx.waker());
+            let waker = futures_util::task::waker(done.clone());
+            self.done = Some(done);
+            return std::pin::pin!(yield_now()).poll(&mut Context::from_waker(&waker));
+        };
+        done.task.register(cx.waker());
+        if done.woken.load(Ordering::Acquire) {
             Poll::Ready(())
         } else {
             Poll::Pending
@@ -159,7 +148,7 @@ mod tests {
             let (polled, first_poll) = tokio::sync::oneshot::channel();
             let mut polled = Some(polled);
             let yielding = tokio::spawn(async move {
-                let mut yielding = YieldToOthers::new();
+                let mut yielding = YieldToOthers::default();
                 let mut polls = 0;
                 std::future::poll_fn(|cx| {
                     polls += 1;

@@ -258,12 +258,12 @@ impl Driver {
         // it takes no commands: a caller's command would wake it once per call, only to
         // poll everything again; the yield's end takes them all at once.
         if !self.has_writes() {
-            // Flushed some other way (a busy loop's turn to write, many frames at once).
+            // Everything went out: the next flush yields again.
             self.flush_yield_done = false;
         }
         let only_flush_left = self.queue.is_empty() && self.has_writes();
         if only_flush_left && !self.flush_yield_done && self.flush_yield.is_none() {
-            self.flush_yield = Some(runtime::YieldToOthers::new());
+            self.flush_yield = Some(runtime::YieldToOthers::default());
         }
         let yielding = self.flush_yield.is_some();
         let can_take_commands = self.queue.len() < QUEUE_LIMIT
@@ -310,11 +310,11 @@ impl Driver {
                 Some(command) => self.on_command(command).or_else(|| self.take_more_commands()),
                 None => self.begin_stop(),
             },
-            _ = wait_timer(&mut self.timer) => {
+            _ = some_or_pending(self.timer.as_mut().map(|(_, sleep)| sleep)) => {
                 self.timer = None;
                 self.on_timer()
             }
-            () = wait_yield(&mut self.flush_yield), if yielding => {
+            () = some_or_pending(self.flush_yield.as_mut()), if yielding => {
                 self.flush_yield = None;
                 self.flush_yield_done = true;
                 if let Some(ended) = self.take_more_commands() {
@@ -329,10 +329,6 @@ impl Driver {
                     // The transport is gone; its Closed event says why.
                     self.outgoing = None;
                     return None;
-                }
-                if self.queue.is_empty() {
-                    // It resolved on a flush.
-                    self.flush_yield_done = false;
                 }
                 self.write_queued();
                 None
@@ -376,13 +372,8 @@ impl Driver {
         let Some(sender) = self.outgoing.as_mut() else {
             return;
         };
-        if !sender.needs_flush() {
-            return;
-        }
-        match sender.flush().now_or_never() {
-            Some(Ok(())) => self.flush_yield_done = false,
-            Some(Err(_)) => self.outgoing = None,
-            None => {}
+        if sender.needs_flush() && matches!(sender.flush().now_or_never(), Some(Err(_))) {
+            self.outgoing = None;
         }
     }
 
@@ -724,16 +715,10 @@ async fn writable(
     }
 }
 
-async fn wait_yield(yielding: &mut Option<runtime::YieldToOthers>) {
-    match yielding {
-        Some(yielding) => yielding.await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn wait_timer(timer: &mut Option<(u64, BoxFuture<'static, ()>)>) {
-    match timer {
-        Some((_, sleep)) => sleep.await,
+/// What `future` resolves to; never, without one (a disabled select branch's stand-in).
+async fn some_or_pending<F: std::future::Future + Unpin>(future: Option<&mut F>) -> F::Output {
+    match future {
+        Some(future) => future.await,
         None => std::future::pending().await,
     }
 }

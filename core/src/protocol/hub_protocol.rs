@@ -134,7 +134,8 @@ impl HubProtocol {
 #[derive(Debug)]
 pub struct CallWriter {
     protocol: HubProtocol,
-    /// The arguments, then (while finishing) the head and the tail.
+    /// The arguments, then (while finishing) the head, the tail and a MessagePack length
+    /// prefix.
     out: Vec<u8>,
     arguments: usize,
 }
@@ -223,17 +224,18 @@ impl CallWriter {
             HubProtocol::Json => json::write_call_tail(out, stream_ids, &Vec::new()),
             HubProtocol::MessagePack => msgpack::write_call_tail(out, stream_ids),
         }
-        let (arguments, head, tail) = (
+        let body_end = out.len();
+        if self.protocol == HubProtocol::MessagePack {
+            msgpack::write_length_prefix(body_end, out);
+        }
+        let (arguments, head, tail, prefix) = (
             &out[..arguments_end],
             &out[arguments_end..head_end],
-            &out[head_end..],
+            &out[head_end..body_end],
+            &out[body_end..],
         );
-        let mut prefix = msgpack::LengthPrefix::default();
-        if self.protocol == HubProtocol::MessagePack {
-            prefix = msgpack::LengthPrefix::of(out.len());
-        }
-        let mut frame = Vec::with_capacity(prefix.len() + out.len());
-        frame.extend_from_slice(prefix.as_bytes());
+        let mut frame = Vec::with_capacity(out.len());
+        frame.extend_from_slice(prefix);
         frame.extend_from_slice(head);
         frame.extend_from_slice(arguments);
         frame.extend_from_slice(tail);

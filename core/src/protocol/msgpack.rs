@@ -43,29 +43,6 @@ fn length_prefix(len: usize) -> ([u8; PREFIX_ROOM], usize) {
 /// The room a writer leaves before a body for its length prefix: the longest prefix.
 pub(crate) const PREFIX_ROOM: usize = 5;
 
-/// The VarInt length prefix of a body, or no bytes at all by default.
-#[derive(Default)]
-pub(crate) struct LengthPrefix {
-    bytes: [u8; PREFIX_ROOM],
-    len: usize,
-}
-
-impl LengthPrefix {
-    /// The prefix of a body of `len` bytes.
-    pub(crate) fn of(len: usize) -> Self {
-        let (bytes, len) = length_prefix(len);
-        LengthPrefix { bytes, len }
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
-    pub(crate) fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len]
-    }
-}
-
 /// Writes the length prefix of the body that follows the [`PREFIX_ROOM`] bytes left at
 /// `start` of `out`, right before the body, and returns how many bytes before it are unused.
 pub(crate) fn fill_length_prefix(out: &mut [u8], start: usize) -> usize {
