@@ -15,7 +15,9 @@
 # matches and is unknown if it matches none.
 #
 # Scanned: tests/js-reference/*.test.mjs and every other *.test.{mjs,js,ts}, core/tests/*.rs,
-# tests/**/tests/*.rs and any other tests/ directory's *.rs, test_*.py / *_test.py, *_test.go
+# core/proto/tests/*.rs, tests/**/tests/*.rs and any other tests/ directory's *.rs,
+# test_*.py / *_test.py, *_test.go, *.kt under a src/test/ directory (Maven's layout:
+# bindings/kotlin/src/test/**)
 # (node_modules, target and .git are skipped).
 #
 # Prints the coverage table, the names used in tests but missing from the list, and exits
@@ -33,6 +35,7 @@ mapfile -t files < <(
       -name '*.test.mjs' -o -name '*.test.js' -o -name '*.test.ts' \
       -o -path '*/tests/*.rs' \
       -o -name 'test_*.py' -o -name '*_test.py' -o -name '*_test.go' \
+      -o \( -path '*/src/test/*' -name '*.kt' \) \
     \) -print | sed 's|^\./||' | LC_ALL=C sort
 )
 

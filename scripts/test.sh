@@ -5,7 +5,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n=== %s\n' "$*"; }
+# Each step's wall time is printed when the next begins, and all of them at the end (the
+# README's test section lists them, so growth shows).
+timings=()
+current=""
+started=$SECONDS
+step() {
+  finish_step
+  current="$*"
+  started=$SECONDS
+  printf '\n=== %s\n' "$*"
+}
+finish_step() {
+  if [ -n "$current" ]; then
+    timings+=("$(printf '%5d s  %s' "$((SECONDS - started))" "$current")")
+  fi
+}
 
 step "toolchain"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
@@ -22,9 +37,14 @@ cargo test --workspace
 
 step "rustdoc builds without warnings"
 RUSTDOCFLAGS="-D warnings" cargo doc -p hublink --no-deps --quiet
+RUSTDOCFLAGS="-D warnings" cargo doc -p hublink-proto --no-deps --quiet
+
+step "public API snapshot (core/public-api.txt, core/proto/public-api.txt)"
+scripts/public-api.sh --check
 
 step "core compiles for the browser (wasm32-unknown-unknown)"
 cargo check -p hublink --target wasm32-unknown-unknown
+cargo check -p hublink-proto --target wasm32-unknown-unknown
 
 step "byte vectors agree with the official @microsoft/signalr packages"
 scripts/check-vectors.sh
@@ -44,6 +64,18 @@ tests/go-server/run-smoke.sh
 step "the Python package: wheel, pytest against the test server, stubs, mypy, ruff"
 python/run-tests.sh
 
+step "the Python wheel for manylinux2014 (zig, auditwheel show) and the sdist built alone"
+python/check-wheel.sh
+
+step "the browser package: wasm build, headless Chromium on every transport × protocol"
+HUBLINK_WASM_OFFICIAL=1 HUBLINK_WASM_SIZE=1 wasm/run-tests.sh
+
+step "the Kotlin binding (uniffi + Maven): JUnit 5 against the test server"
+bindings/kotlin/run-tests.sh
+
+step "the Swift binding (uniffi, no Swift compiler here): gen/ fresh, C header, checksums, syntax"
+bindings/swift/check.sh
+
 step "scenario coverage (tests/scenarios)"
 scripts/scenarios.sh
 
@@ -52,4 +84,8 @@ if [ -x scripts/fuzz-smoke.sh ]; then
   scripts/fuzz-smoke.sh
 fi
 
+finish_step
+printf '\nstep times:\n'
+printf '%s\n' "${timings[@]}"
+printf 'total: %d s\n' "$SECONDS"
 printf '\nall tests passed\n'

@@ -1,5 +1,5 @@
-//! CPU time of the client (this process), the server process and the whole machine, read from
-//! /proc, so each measurement says which side was busy.
+//! CPU time of the client (this process, or a peer client's process), the server process and
+//! the whole machine, read from /proc, so each measurement says which side was busy.
 
 use std::time::Instant;
 
@@ -97,9 +97,10 @@ fn machine_ticks() -> (u64, u64) {
     (total - idle, total)
 }
 
-/// Voluntary and involuntary context switches summed over this process's threads.
-fn context_switches() -> u64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+/// Voluntary and involuntary context switches summed over the threads of process `pid`
+/// ("self" for this one).
+fn context_switches(pid: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return 0;
     };
     tasks
@@ -116,14 +117,23 @@ fn context_switches() -> u64 {
 }
 
 pub fn snapshot(server_pid: u32) -> Snapshot {
+    snapshot_of("self", server_pid)
+}
+
+/// A snapshot whose client is process `client_pid` (a peer client run as a child process).
+pub fn snapshot_of_peer(client_pid: u32, server_pid: u32) -> Snapshot {
+    snapshot_of(&client_pid.to_string(), server_pid)
+}
+
+fn snapshot_of(client: &str, server_pid: u32) -> Snapshot {
     let (busy, total) = machine_ticks();
     Snapshot {
         at: Instant::now(),
-        client: process_ticks("self"),
+        client: process_ticks(client),
         server: process_ticks(&server_pid.to_string()),
         busy,
         total,
-        switches: context_switches(),
+        switches: context_switches(client),
     }
 }
 

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use hublink::protocol::handshake::HandshakeRequest;
-use hublink::protocol::negotiate::{negotiate_url, parse_negotiate_response, NegotiateAnswer};
-use hublink::protocol::{HubMessage, Invocation, StreamInvocation};
 use hublink::HubProtocol;
+use hublink_proto::handshake::HandshakeRequest;
+use hublink_proto::negotiate::{negotiate_url, parse_negotiate_response, NegotiateAnswer};
+use hublink_proto::{HubMessage, Invocation, StreamInvocation};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;

@@ -104,7 +104,6 @@ pub async fn echo(run: EchoRun<'_>) -> Result<Sample, String> {
 async fn stream_count(connection: &HubConnection, n: u64) -> Result<u64, String> {
     let mut items = connection
         .stream::<i64>("StreamCount", (n,))
-        .await
         .map_err(|e| format!("stream: {e}"))?;
     let mut count = 0u64;
     let mut last = -1;

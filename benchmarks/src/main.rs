@@ -9,6 +9,7 @@
 mod cpu;
 mod floor;
 mod hub;
+mod peer;
 mod scan;
 mod server;
 
@@ -28,7 +29,7 @@ pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 const USAGE: &str = "usage: hublink-benchmarks [--duration SECS] [--warmup SECS] [--rounds N] \
 [--inflight N] [--stream-items N] [--workloads echo,echo-one-task,stream] [--protocols json,messagepack] \
-[--clients hublink,floor,floor-tasks] [--threads N] [--pin C:S] [--server PATH]
+[--clients hublink,floor,floor-tasks,kotlin,node] [--threads N] [--pin C:S] [--server PATH]
 
 Measures, against hublink-testserver started as a separate process (release build):
   echo           invocations per second of Echo(\"x\") with N calls in flight on one
@@ -40,6 +41,9 @@ for hublink's HubConnection and for the floor (a raw tokio-tungstenite client wi
 pre-encoded frames), over WebSockets with JSON and MessagePack, in interleaved rounds.
 For echo also floor-tasks: the floor's socket task behind N caller tasks (a channel hop and
 a task wake-up per call), the cost of that task structure alone.
+Peers (not run by default), each a child process per measurement doing the same workloads
+(benchmarks/peers): kotlin = hublink's Kotlin binding on the JVM (release library), node =
+the official @microsoft/signalr on Node.
 Prints a Markdown table: the median of the rounds, their spread, and each client / floor.
 
   --duration SECS      measured window of each echo run (default 3)
@@ -87,6 +91,8 @@ enum Client {
     Floor,
     /// The floor's socket task behind one caller task per call in flight (echo only).
     FloorTasks,
+    /// A peer client in its own process.
+    Peer(peer::Peer),
 }
 
 #[derive(Debug, Clone)]
@@ -198,6 +204,8 @@ fn parse_args() -> Result<Options, String> {
                     "hublink" => Some(Client::Hublink),
                     "floor" => Some(Client::Floor),
                     "floor-tasks" => Some(Client::FloorTasks),
+                    "kotlin" => Some(Client::Peer(peer::Peer::Kotlin)),
+                    "node" => Some(Client::Peer(peer::Peer::Node)),
                     _ => None,
                 })?
             }
@@ -306,6 +314,8 @@ fn client_name(c: Client) -> &'static str {
         Client::Hublink => "hublink",
         Client::Floor => "floor",
         Client::FloorTasks => "floor, caller tasks",
+        Client::Peer(peer::Peer::Kotlin) => "hublink Kotlin (JVM)",
+        Client::Peer(peer::Peer::Node) => "official JS client (Node)",
     }
 }
 
@@ -314,6 +324,29 @@ async fn run_one(key: Key, o: &Options, hub_url: &str, server_pid: u32) -> Resul
     let protocol = protocol.hub();
     // Generous: a stream far slower than 20 000 items/s is broken, not slow.
     let stream_limit = Duration::from_secs(30 + o.stream_items * 11 / 10 / 20_000);
+    if let Client::Peer(which) = client {
+        let limit = match workload {
+            Workload::Stream => stream_limit,
+            _ => o.warmup + o.duration + Duration::from_secs(60),
+        };
+        return peer::run(peer::PeerRun {
+            peer: which,
+            hub_url,
+            protocol,
+            workload: match workload {
+                Workload::Echo => "echo",
+                Workload::EchoOneTask => "echo-one-task",
+                Workload::Stream => "stream",
+            },
+            inflight: o.inflight,
+            warmup: o.warmup,
+            duration: o.duration,
+            stream_items: o.stream_items,
+            server_pid,
+            limit,
+        })
+        .await;
+    }
     match (workload, client) {
         (Workload::Echo | Workload::EchoOneTask, _) => {
             let callers = match (workload, client) {
@@ -332,6 +365,7 @@ async fn run_one(key: Key, o: &Options, hub_url: &str, server_pid: u32) -> Resul
             match client {
                 Client::Hublink => hub::echo(run).await,
                 Client::Floor | Client::FloorTasks => floor::echo(run).await,
+                Client::Peer(_) => unreachable!("peers ran above"),
             }
         }
         (Workload::Stream, Client::FloorTasks) => {
@@ -343,6 +377,7 @@ async fn run_one(key: Key, o: &Options, hub_url: &str, server_pid: u32) -> Resul
         (Workload::Stream, Client::Floor) => {
             floor::stream(hub_url, protocol, o.stream_items, server_pid, stream_limit).await
         }
+        (Workload::Stream, Client::Peer(_)) => unreachable!("peers ran above"),
     }
 }
 
@@ -440,7 +475,7 @@ fn report(
         "Each value is the median of {} interleaved rounds; spread = (max − min) / median. \
          Echo: one connection, {} calls in flight, {} s warm-up then a {} s window. \
          Stream: `StreamCount({})` after a warm-up stream of a tenth of that. CPU columns: \
-         cores busy during the window (client = this process; other = the rest of the \
+         cores busy during the window (client = this process, or a peer's process; other = the rest of the \
          machine). {}\n",
         o.rounds,
         o.inflight,
@@ -460,10 +495,10 @@ fn report(
     );
     let _ = writeln!(
         out,
-        "| workload | protocol | client | median | min – max | spread | hublink ÷ floor | \
+        "| workload | protocol | client | median | min – max | spread | ÷ floor | ÷ hublink | \
          client CPU | server CPU | other CPU | client CPU/op | client switches/op |"
     );
-    let _ = writeln!(out, "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    let _ = writeln!(out, "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for (&(workload, protocol, client), samples) in results {
         if samples.is_empty() {
             continue;
@@ -475,29 +510,34 @@ fn report(
             Workload::Echo | Workload::EchoOneTask => "calls/s",
             Workload::Stream => "items/s",
         };
-        let ratio = match client {
-            Client::Floor => String::new(),
-            Client::Hublink | Client::FloorTasks => {
-                match results.get(&(workload, protocol, Client::Floor)) {
-                    Some(floor) if !floor.is_empty() => {
-                        let mut floor_rates: Vec<f64> = floor.iter().map(Sample::rate).collect();
-                        let ratio = med / median(&mut floor_rates);
-                        // Ratios of the same round (the two ran back to back).
-                        let mut paired: Vec<f64> = samples
-                            .iter()
-                            .zip(floor)
-                            .map(|(h, f)| h.rate() / f.rate())
-                            .collect();
-                        paired.sort_by(f64::total_cmp);
-                        format!(
-                            "**{ratio:.2}×** ({:.2}–{:.2})",
-                            paired[0],
-                            paired[paired.len() - 1]
-                        )
-                    }
-                    _ => "–".into(),
-                }
+        // This client's median ÷ the median of `base`, and the ratios of the same rounds.
+        let versus = |base: Client| {
+            if client == base {
+                return String::new();
             }
+            match results.get(&(workload, protocol, base)) {
+                Some(other) if !other.is_empty() => {
+                    let mut other_rates: Vec<f64> = other.iter().map(Sample::rate).collect();
+                    let ratio = med / median(&mut other_rates);
+                    let mut paired: Vec<f64> = samples
+                        .iter()
+                        .zip(other)
+                        .map(|(h, f)| h.rate() / f.rate())
+                        .collect();
+                    paired.sort_by(f64::total_cmp);
+                    format!(
+                        "**{ratio:.2}×** ({:.2}–{:.2})",
+                        paired[0],
+                        paired[paired.len() - 1]
+                    )
+                }
+                _ => "–".into(),
+            }
+        };
+        let ratio = versus(Client::Floor);
+        let ratio_hublink = match client {
+            Client::Floor | Client::FloorTasks => String::new(),
+            _ => versus(Client::Hublink),
         };
         let pick = |f: fn(&Sample) -> f64| median(&mut samples.iter().map(f).collect::<Vec<_>>());
         let client_cpu = pick(|s| s.cpu.client);
@@ -512,7 +552,7 @@ fn report(
         };
         let _ = writeln!(
             out,
-            "| {workload_name} | {} | {} | {} {unit} | {} – {} | {:.1} % | {ratio} | {client_cpu:.2} | \
+            "| {workload_name} | {} | {} | {} {unit} | {} – {} | {:.1} % | {ratio} | {ratio_hublink} | {client_cpu:.2} | \
              {server_cpu:.2} | {other_cpu:.2} | {per_op:.2} µs | {switches:.2} |",
             protocol_name(protocol),
             client_name(client),
@@ -538,6 +578,12 @@ async fn run(o: Options) -> Result<String, String> {
         server.base_url(),
         o.rounds
     );
+    for &client in &o.clients {
+        if let Client::Peer(which) = client {
+            eprintln!("preparing the {} peer…", client_name(client));
+            which.prepare()?;
+        }
+    }
     let load_before = load_average();
     let mut results: BTreeMap<Key, Vec<Sample>> = BTreeMap::new();
     let mut keys = Vec::new();

@@ -95,7 +95,7 @@ fn count_messagepack(mut data: &[u8], counts: &mut Counts) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hublink::protocol::{Completion, CompletionOutcome, HubMessage, StreamItem};
+    use hublink_proto::{Completion, CompletionOutcome, HubMessage, StreamItem};
 
     fn encoded(protocol: HubProtocol) -> Vec<u8> {
         let mut out = Vec::new();

@@ -1,15 +1,17 @@
 //! Opening a connection: negotiate (with redirects), choose a transport (with fallback),
 //! and complete the hub handshake.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tracing::{debug, warn};
 use url::Url;
 
+use crate::access_token::{is_unauthorized_response, AccessToken};
+use crate::error::ErrorKind;
 use crate::error::{Error, Result};
-use crate::http::{describe_reqwest_error, HttpClient, HttpOptions};
+use crate::http::{reqwest_failure, HttpClient, HttpOptions};
+use crate::options::AccessTokenFactory;
 use crate::protocol::handshake::{
     handshake_error_text, handshake_parse_failure_text, parse_handshake_response, HandshakeRequest,
     HANDSHAKE_VERSION, STATEFUL_RECONNECT_HANDSHAKE_VERSION,
@@ -19,24 +21,11 @@ use crate::protocol::negotiate::{
     NegotiateResponse, NegotiateStep,
 };
 use crate::protocol::transports::{
-    check_skip_negotiation, select_transports, TransportKind, TransportSet,
+    check_skip_negotiation, select_transports_in_environment, TransportKind, TransportSet,
 };
 use crate::protocol::{HubProtocol, MessageDecoder};
 use crate::runtime;
-use crate::transport::{
-    self, BoxFuture, ConnectRequest, OutgoingFrame, TransportEvent, TransportLink,
-};
-
-/// Produces the bearer token for a connection attempt; called for every negotiate (and so for
-/// every reconnect). `Ok(None)` sends no token.
-#[cfg(not(target_arch = "wasm32"))]
-pub type AccessTokenFactory =
-    Arc<dyn Fn() -> BoxFuture<'static, std::result::Result<Option<String>, String>> + Send + Sync>;
-/// Produces the bearer token for a connection attempt; called for every negotiate (and so for
-/// every reconnect). `Ok(None)` sends no token.
-#[cfg(target_arch = "wasm32")]
-pub type AccessTokenFactory =
-    Arc<dyn Fn() -> BoxFuture<'static, std::result::Result<Option<String>, String>>>;
+use crate::transport::{self, ConnectRequest, OutgoingFrame, TransportEvent, TransportLink};
 
 /// The largest negotiate answer read (an answer is a few hundred bytes).
 const MAX_NEGOTIATE_RESPONSE: usize = 1024 * 1024;
@@ -97,21 +86,8 @@ struct Opened {
     stateful: Option<ConnectRequest>,
 }
 
-async fn access_token(options: &ConnectOptions) -> Result<Option<String>> {
-    match &options.access_token_factory {
-        None => Ok(None),
-        Some(factory) => factory().await.map_err(|e| Error::Negotiation {
-            status: None,
-            message: format!("The access token factory failed: {e}"),
-        }),
-    }
-}
-
-fn negotiation_error(status: Option<u16>, message: impl Into<String>) -> Error {
-    Error::Negotiation {
-        status,
-        message: message.into(),
-    }
+async fn access_token(options: &ConnectOptions) -> Result<AccessToken> {
+    AccessToken::from_factory(options.access_token_factory.clone()).await
 }
 
 async fn open_transport(
@@ -122,15 +98,16 @@ async fn open_transport(
     let format = options.protocol.transfer_format();
     if options.skip_negotiation {
         check_skip_negotiation(options.transports)
-            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+            .map_err(|e| Error::invalid_argument(e.to_string()))?;
         let request = ConnectRequest {
             url: options.url.clone(),
             format,
             access_token: access_token(options).await?,
             http: http.clone(),
+            max_message_size: options.max_message_size,
         };
         let transport = transport::builtin(TransportKind::WebSockets).ok_or_else(|| {
-            Error::Transport("'WebSockets' is not supported in your environment.".into())
+            Error::transport("'WebSockets' is not supported in your environment.")
         })?;
         return Ok(Opened {
             link: transport.connect(request).await?,
@@ -141,25 +118,26 @@ async fn open_transport(
 
     let (mut response, mut base_url, mut token) =
         negotiate(options, http, stateful_reconnect).await?;
-    let mut attempts =
-        select_transports(&response.available_transports, options.transports, format)
-            .into_attempts();
+    // A transport this platform lacks is skipped with the official text, not tried.
+    let mut attempts = select_transports_in_environment(
+        &response.available_transports,
+        options.transports,
+        format,
+        transport::available(),
+    )
+    .into_attempts();
     while let Some(next) = attempts.next_attempt() {
         if next.renegotiate {
             (response, base_url, token) = negotiate(options, http, stateful_reconnect).await?;
         }
-        let Some(transport) = transport::builtin(next.transport) else {
-            attempts.failed(
-                next.transport,
-                &format!("'{}' is not supported in your environment.", next.transport),
-            );
-            continue;
-        };
+        let transport = transport::builtin(next.transport)
+            .expect("the selection offers only the transports this platform has");
         let request = ConnectRequest {
             url: response.connect_url(&base_url),
             format,
             access_token: token.clone(),
             http: http.clone(),
+            max_message_size: options.max_message_size,
         };
         match transport.connect(request.clone()).await {
             Ok(link) => {
@@ -178,7 +156,7 @@ async fn open_transport(
             }
         }
     }
-    Err(Error::Transport(attempts.error_text()))
+    Err(Error::transport(attempts.error_text()))
 }
 
 /// The negotiate loop: follows redirects (up to 100), and returns the answer naming the
@@ -187,58 +165,70 @@ async fn negotiate(
     options: &ConnectOptions,
     http: &HttpClient,
     stateful_reconnect: bool,
-) -> Result<(NegotiateResponse, Url, Option<String>)> {
+) -> Result<(NegotiateResponse, Url, AccessToken)> {
     let mut redirects = NegotiateRedirects::new(options.url.clone(), stateful_reconnect);
     let mut token = access_token(options).await?;
     loop {
         let url = redirects.negotiate_url();
         debug!(url = %without_query(&url), "negotiating");
-        let response = http
-            .request(reqwest::Method::POST, &url, token.as_deref())
-            .timeout(http.timeout)
-            .send()
-            .await
-            .map_err(|e| {
-                negotiation_error(None, negotiate_failure_text(&describe_reqwest_error(e)))
-            })?;
+        let response = token
+            .authorized(
+                ErrorKind::Negotiation,
+                |token| {
+                    http.request(reqwest::Method::POST, &url, token.as_deref())
+                        .timeout(http.timeout)
+                        .send()
+                },
+                is_unauthorized_response,
+            )
+            .await?
+            .map_err(|e| reqwest_failure(e, ErrorKind::Negotiation, negotiate_failure_text))?;
         let status = response.status().as_u16();
-        let body = read_limited(response, MAX_NEGOTIATE_RESPONSE)
-            .await
-            .map_err(|e| negotiation_error(Some(status), negotiate_failure_text(&e)))?;
+        let body = read_limited(response, MAX_NEGOTIATE_RESPONSE).await?;
         check_negotiate_status(status, &String::from_utf8_lossy(&body))
-            .map_err(|text| negotiation_error(Some(status), text))?;
-        let answer = parse_negotiate_response(&body)
-            .map_err(|e| negotiation_error(Some(status), e.to_string()))?;
+            .map_err(|text| Error::negotiation(Some(status), text))?;
+        // From here the status was a success: the failures are the answer's, not the status's.
+        let answer =
+            parse_negotiate_response(&body).map_err(|e| Error::negotiation(None, e.to_string()))?;
         match redirects
             .on_answer(answer)
-            .map_err(|e| negotiation_error(Some(status), e.to_string()))?
+            .map_err(|e| Error::negotiation(None, e.to_string()))?
         {
             NegotiateStep::Negotiate { access_token, .. } => {
-                token = match access_token {
-                    Some(t) => Some(t),
-                    None => self::access_token(options).await?,
-                };
+                match access_token {
+                    // The redirect's token replaces the factory (as the official clients).
+                    Some(t) => token = AccessToken::fixed(Some(t)),
+                    None => token.fetch(ErrorKind::Negotiation).await?,
+                }
             }
             NegotiateStep::Connect {
                 response,
                 base_url,
                 access_token,
-            } => return Ok((response, base_url, access_token.or(token))),
+            } => {
+                let token = match access_token {
+                    Some(t) => AccessToken::fixed(Some(t)),
+                    None => token,
+                };
+                return Ok((response, base_url, token));
+            }
         }
     }
 }
 
-async fn read_limited(
-    response: reqwest::Response,
-    limit: usize,
-) -> std::result::Result<Vec<u8>, String> {
+/// Reads a negotiate answer's body, up to `limit` bytes.
+async fn read_limited(response: reqwest::Response, limit: usize) -> Result<Vec<u8>> {
     use futures_util::StreamExt;
     let mut body = Vec::new();
     let mut chunks = response.bytes_stream();
     while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|e| e.to_string())?;
+        let chunk = chunk
+            .map_err(|e| reqwest_failure(e, ErrorKind::Negotiation, negotiate_failure_text))?;
         if body.len() + chunk.len() > limit {
-            return Err(format!("the answer is larger than {limit} bytes"));
+            return Err(Error::negotiation(
+                None,
+                negotiate_failure_text(&format!("the answer is larger than {limit} bytes")),
+            ));
         }
         body.extend_from_slice(&chunk);
     }
@@ -252,6 +242,27 @@ pub(crate) fn without_query(url: &Url) -> String {
     url.to_string()
 }
 
+/// How long a transport that failed a send has to report why it closed.
+const CLOSE_REASON_WAIT: Duration = Duration::from_secs(1);
+
+/// The error a transport closed with, if it reports one soon; messages before it are dropped
+/// (the handshake failed anyway).
+async fn closed_reason(link: &mut TransportLink) -> Option<Error> {
+    let reason = async {
+        loop {
+            match link.incoming.recv().await {
+                Some(TransportEvent::Message(_)) => continue,
+                Some(TransportEvent::Closed(reason)) => return reason,
+                None => return None,
+            }
+        }
+    };
+    tokio::select! {
+        reason = reason => reason,
+        _ = runtime::sleep(CLOSE_REASON_WAIT) => None,
+    }
+}
+
 /// Sends the handshake request and waits (bounded) for the answer.
 async fn handshake(
     options: &ConnectOptions,
@@ -263,13 +274,19 @@ async fn handshake(
     link.outgoing
         .send(OutgoingFrame {
             data: request.into(),
-            written: Some(written),
+            written: Some(written.into()),
         })
         .await
-        .map_err(|_| Error::Transport("The transport closed before the handshake.".into()))?;
-    written_rx
+        .map_err(|_| Error::transport("The transport closed before the handshake."))?;
+    let written = written_rx
         .await
-        .map_err(|_| Error::Transport("The transport closed before the handshake.".into()))??;
+        .map_err(|_| Error::transport("The transport closed before the handshake."))
+        .and_then(|written| written);
+    if let Err(error) = written {
+        // The transport may have closed meanwhile (a poll answered 404 while the handshake
+        // POST was in flight): its reason is the cause, not the aborted send's.
+        return Err(closed_reason(&mut link).await.unwrap_or(error));
+    }
 
     let timeout = options.handshake_timeout;
     let mut received = Vec::new();
@@ -287,10 +304,10 @@ async fn handshake(
                     }
                     if let Some((response, consumed)) =
                         parse_handshake_response(&received, options.max_message_size)
-                            .map_err(|e| Error::Handshake(handshake_parse_failure_text(&e)))?
+                            .map_err(|e| Error::handshake(handshake_parse_failure_text(&e)))?
                     {
                         if let Some(error) = response.error {
-                            return Err(Error::Handshake(handshake_error_text(&error)));
+                            return Err(Error::handshake(handshake_error_text(&error)));
                         }
                         let mut decoder = options.protocol.decoder(options.max_message_size);
                         decoder.push(&received[consumed..]);
@@ -298,9 +315,8 @@ async fn handshake(
                     }
                 }
                 Some(TransportEvent::Closed(Some(error))) => return Err(error),
-                Some(TransportEvent::Closed(None)) | None => return Err(Error::Handshake(
-                    "The underlying connection was closed before the hub handshake could complete."
-                        .into(),
+                Some(TransportEvent::Closed(None)) | None => return Err(Error::handshake(
+                    "The underlying connection was closed before the hub handshake could complete.",
                 )),
             }
         }
@@ -308,7 +324,7 @@ async fn handshake(
     let decoder = tokio::select! {
         result = answer => result?,
         _ = runtime::sleep(timeout) => {
-            return Err(Error::Handshake(format!(
+            return Err(Error::timeout(format!(
                 "The server did not answer the handshake within {} ms.",
                 timeout.as_millis()
             )))

@@ -4,16 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, USER_AGENT};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use url::Url;
 
-use crate::error::{Error, Result};
-
-/// Default timeout of negotiate, send and DELETE requests (the official 100 s).
-pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(100);
+use crate::error::{Error, ErrorKind, Result};
 
 /// The user agent hublink sends, in the official clients' format.
-pub fn user_agent() -> String {
+pub(crate) fn user_agent() -> String {
     let version = env!("CARGO_PKG_VERSION");
     let major_minor: String = version.split('.').take(2).collect::<Vec<_>>().join(".");
     format!(
@@ -22,21 +19,53 @@ pub fn user_agent() -> String {
     )
 }
 
-/// The HTTP settings a user gives the builder.
+/// The HTTP settings of a connection.
 #[derive(Debug, Clone)]
-pub struct HttpOptions {
+pub(crate) struct HttpOptions {
     /// Headers added to every request (negotiate, transports); they override hublink's own.
-    pub headers: Vec<(String, String)>,
+    headers: HeaderMap,
+    /// Cookies sent from the first request on (`name=value; attributes`).
+    cookies: Vec<String>,
     /// Timeout of negotiate, send and DELETE requests.
     pub timeout: Duration,
+    /// In a browser: send cookies and credentials on cross-origin requests (`withCredentials`).
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    with_credentials: bool,
+    /// Trusted roots, client certificate, verification (outside the browser).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) tls: crate::tls::TlsOptions,
 }
 
-impl Default for HttpOptions {
-    fn default() -> Self {
-        HttpOptions {
-            headers: Vec::new(),
-            timeout: DEFAULT_HTTP_TIMEOUT,
+impl HttpOptions {
+    /// Checks the user's headers (a name or value HTTP cannot carry is refused here, before
+    /// any connection).
+    pub(crate) fn new(
+        headers: Vec<(String, String)>,
+        cookies: Vec<String>,
+        timeout: Duration,
+    ) -> Result<Self> {
+        let mut map = HeaderMap::new();
+        for (name, value) in &headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| Error::invalid_argument(format!("header name {name:?}: {e}")))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|e| Error::invalid_argument(format!("header {name}: {e}")))?;
+            map.insert(name, value);
         }
+        Ok(HttpOptions {
+            headers: map,
+            cookies,
+            timeout,
+            with_credentials: true,
+            #[cfg(not(target_arch = "wasm32"))]
+            tls: Default::default(),
+        })
+    }
+
+    /// Whether a browser sends cookies and credentials on cross-origin requests.
+    pub(crate) fn with_credentials(mut self, with_credentials: bool) -> Self {
+        self.with_credentials = with_credentials;
+        self
     }
 }
 
@@ -49,36 +78,57 @@ pub(crate) struct HttpClient {
     cookies: Arc<reqwest::cookie::Jar>,
     headers: Arc<HeaderMap>,
     pub(crate) timeout: Duration,
+    #[cfg(target_arch = "wasm32")]
+    with_credentials: bool,
+    /// The TLS configuration of the HTTP client, for the WebSocket too.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) tls: Arc<rustls::ClientConfig>,
 }
 
 impl HttpClient {
-    pub(crate) fn new(options: &HttpOptions) -> Result<Self> {
+    pub(crate) fn new(options: &HttpOptions, hub_url: &Url) -> Result<Self> {
         let mut headers = HeaderMap::new();
+        // Browsers do not let scripts set `User-Agent`: the official browser client sends its
+        // own in `X-SignalR-User-Agent` instead.
+        #[cfg(not(target_arch = "wasm32"))]
+        let user_agent_header = reqwest::header::USER_AGENT;
+        #[cfg(target_arch = "wasm32")]
+        let user_agent_header = HeaderName::from_static("x-signalr-user-agent");
         headers.insert(
-            USER_AGENT,
+            user_agent_header,
             HeaderValue::from_str(&user_agent()).expect("an ASCII user agent"),
         );
         for (name, value) in &options.headers {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|e| Error::InvalidArgument(format!("header name {name:?}: {e}")))?;
-            let value = HeaderValue::from_str(value)
-                .map_err(|e| Error::InvalidArgument(format!("header {name}: {e}")))?;
-            headers.insert(name, value);
+            headers.insert(name.clone(), value.clone());
         }
         let builder = reqwest::Client::builder();
         #[cfg(not(target_arch = "wasm32"))]
         let cookies = Arc::new(reqwest::cookie::Jar::default());
         #[cfg(not(target_arch = "wasm32"))]
-        let builder = builder.cookie_provider(cookies.clone());
+        for cookie in &options.cookies {
+            cookies.add_cookie_str(cookie, hub_url);
+        }
+        #[cfg(target_arch = "wasm32")]
+        let _ = (hub_url, &options.cookies);
+        #[cfg(not(target_arch = "wasm32"))]
+        let tls = options.tls.client_config()?;
+        #[cfg(not(target_arch = "wasm32"))]
+        let builder = builder
+            .cookie_provider(cookies.clone())
+            .tls_backend_preconfigured((*tls).clone());
         let client = builder
             .build()
-            .map_err(|e| Error::InvalidArgument(format!("HTTP client: {e}")))?;
+            .map_err(|e| Error::invalid_argument(format!("HTTP client: {e}")))?;
         Ok(HttpClient {
             client,
             #[cfg(not(target_arch = "wasm32"))]
             cookies,
             headers: Arc::new(headers),
             timeout: options.timeout,
+            #[cfg(target_arch = "wasm32")]
+            with_credentials: options.with_credentials,
+            #[cfg(not(target_arch = "wasm32"))]
+            tls,
         })
     }
 
@@ -92,6 +142,10 @@ impl HttpClient {
         let mut request = self.client.request(method, url.clone());
         if let Some(token) = access_token.filter(|t| !t.is_empty()) {
             request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+        }
+        #[cfg(target_arch = "wasm32")]
+        if self.with_credentials {
+            request = request.fetch_credentials_include();
         }
         request.headers((*self.headers).clone())
     }
@@ -125,11 +179,10 @@ impl HttpClient {
     }
 }
 
-/// A reqwest error in words, with its causes, without the URL (it may carry a token).
-pub(crate) fn describe_reqwest_error(error: reqwest::Error) -> String {
-    let error = error.without_url();
+/// A reqwest error in words, with its causes (strip the URL first: it may carry a token).
+pub(crate) fn describe_reqwest_error(error: &reqwest::Error) -> String {
     let mut text = error.to_string();
-    let mut source = std::error::Error::source(&error);
+    let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
         let cause_text = cause.to_string();
         if !text.contains(&cause_text) {
@@ -139,4 +192,26 @@ pub(crate) fn describe_reqwest_error(error: reqwest::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// A reqwest error as an error of `kind` (of kind Timeout when the request timed out), with
+/// the text `text` makes of its description, and the reqwest error kept as the cause.
+pub(crate) fn reqwest_failure(
+    error: reqwest::Error,
+    kind: ErrorKind,
+    text: impl FnOnce(&str) -> String,
+) -> Error {
+    let error = error.without_url();
+    let kind = if error.is_timeout() {
+        ErrorKind::Timeout
+    } else {
+        kind
+    };
+    let status = error.status().map(|s| s.as_u16());
+    let message = text(&describe_reqwest_error(&error));
+    let failure = Error::new(kind, message).with_source(error);
+    match status {
+        Some(status) => failure.with_status(status),
+        None => failure,
+    }
 }

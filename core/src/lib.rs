@@ -1,4 +1,7 @@
 #![warn(missing_docs)]
+// In the browser the same `Arc`s hold JavaScript values (neither `Send` nor `Sync`) on the
+// page's one thread: one code path for both targets instead of `Rc` copies.
+#![cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
 //! hublink: one SignalR client for Rust, Python, Kotlin, Swift and the browser.
 //!
 //! ```no_run
@@ -17,24 +20,42 @@
 //! # Ok(()) }
 //! ```
 
+mod access_token;
 mod connect;
 pub mod error;
-pub mod http;
+mod http;
 mod hub;
-pub mod protocol;
+mod maybe_send;
+mod options;
+mod reply;
 mod runtime;
+#[cfg(not(target_arch = "wasm32"))]
+mod shared_runtime;
+#[cfg(not(target_arch = "wasm32"))]
+mod tls;
 mod transport;
 
-pub use connect::AccessTokenFactory;
-pub use error::{Error, Result};
+// The sans-IO protocol layer is its own crate; inside hublink it keeps its old path. Users who
+// want it depend on `hublink-proto` themselves: only what the API below needs is re-exported.
+use hublink_proto as protocol;
+
+pub use error::{Cause, Error, ErrorKind, Result};
 pub use hub::arguments::{
-    Argument, Arguments, FromArguments, IntoArgument, IntoArguments, UploadStream,
+    Argument, Arguments, FromArguments, IntoArgument, IntoArguments, UploadSender, UploadStream,
 };
-pub use hub::builder::{HubConnectionBuilder, DEFAULT_HANDSHAKE_TIMEOUT};
+pub use hub::builder::HubConnectionBuilder;
 pub use hub::connection::HubConnection;
-pub use hub::handlers::{HandlerId, HandlerOutcome, HandlerOutput};
+pub use hub::events::{ConnectionEvent, ConnectionEvents};
+pub use hub::handlers::{Handler, HandlerId, HandlerOutcome, HandlerOutput};
 pub use hub::lifecycle::HubConnectionState;
 pub use hub::retry::{DefaultRetryPolicy, RetryContext, RetryPolicy};
-pub use hub::stream::HubStream;
+pub use hub::stream::{HubStream, StreamCancel};
+pub use maybe_send::{BoxFuture, MaybeSend, MaybeSync};
+pub use options::{
+    parse_transport, parse_transports, AccessTokenFactory, ConnectionOptions,
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HTTP_TIMEOUT,
+};
 pub use protocol::transports::{TransferFormat, TransportKind};
-pub use protocol::{HubProtocol, Payload, Timestamp, Value};
+pub use protocol::{HubProtocol, Payload, ProtocolError, Timestamp, Value};
+#[cfg(not(target_arch = "wasm32"))]
+pub use shared_runtime::{SharedRuntime, DEFAULT_WORKER_THREADS};

@@ -1,7 +1,8 @@
 //! The little the client needs from an async runtime: spawn, sleep, yield, and a clock.
 //!
-//! Native builds use tokio; browser builds use the JavaScript event loop. Nothing else in the
-//! crate names a runtime.
+//! Native builds use tokio (the caller's runtime, else the [`SharedRuntime`]); browser builds
+//! use the JavaScript event loop. The transports and the driver also use tokio's timers,
+//! `select!` and channels directly; they run inside the runtime this module spawns them on.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,8 +17,36 @@ use futures_util::task::{ArcWake, AtomicWaker};
 mod imp {
     use super::*;
 
+    /// Spawns on the caller's tokio runtime, or on the shared one outside any.
     pub fn spawn<F: Future<Output = ()> + Send + 'static>(future: F) {
-        tokio::spawn(future);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(future)),
+            Err(_) => drop(crate::shared_runtime::SharedRuntime::handle().spawn(future)),
+        }
+    }
+
+    /// Runs `future` where tokio is available: in place inside a tokio runtime, otherwise as
+    /// a task of the shared runtime that this future awaits (and aborts when dropped). So
+    /// the connection's futures can be awaited from any executor (asyncio, Kotlin
+    /// coroutines, Swift tasks).
+    pub async fn in_runtime<T: Send + 'static>(
+        future: impl Future<Output = T> + Send + 'static,
+    ) -> T {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return future.await;
+        }
+        struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+        impl<T> Drop for AbortOnDrop<T> {
+            fn drop(&mut self) {
+                self.0.abort();
+            }
+        }
+        let mut task = AbortOnDrop(crate::shared_runtime::SharedRuntime::handle().spawn(future));
+        match (&mut task.0).await {
+            Ok(value) => value,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(_) => unreachable!("the task is aborted only when this future is dropped"),
+        }
     }
 
     pub async fn sleep(duration: Duration) {
@@ -46,6 +75,11 @@ mod imp {
         wasm_bindgen_futures::spawn_local(future);
     }
 
+    /// The page's event loop runs every future: nothing to move.
+    pub async fn in_runtime<T: 'static>(future: impl Future<Output = T> + 'static) -> T {
+        future.await
+    }
+
     pub async fn sleep(duration: Duration) {
         gloo_timers::future::sleep(duration).await
     }
@@ -63,13 +97,24 @@ mod imp {
         .await
     }
 
+    #[wasm_bindgen::prelude::wasm_bindgen]
+    extern "C" {
+        /// `performance.now()`: monotonic milliseconds since the page (or worker) started.
+        #[wasm_bindgen(js_namespace = performance, js_name = now)]
+        fn performance_now() -> f64;
+    }
+
+    /// `performance.now()`, not `Date.now()`: the wall clock may jump.
     pub fn now_ms() -> u64 {
-        js_sys::Date::now() as u64
+        performance_now() as u64
     }
 }
 
 /// Runs a task in the background.
 pub(crate) use imp::spawn;
+
+/// Runs a future where the runtime's timers and IO are available.
+pub(crate) use imp::in_runtime;
 
 /// Waits for `duration`.
 pub(crate) use imp::sleep;

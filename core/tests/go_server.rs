@@ -139,7 +139,6 @@ async fn go_server_streams_both_ways() {
         let connection = connect(&server, transport, protocol).await;
         let items: Vec<String> = connection
             .stream::<String>("Stream", ())
-            .await
             .unwrap()
             .map(|i| i.unwrap())
             .collect()
@@ -147,7 +146,6 @@ async fn go_server_streams_both_ways() {
         assert_eq!(items, ["a", "b", "c"]);
         let numbers: Vec<i64> = connection
             .stream::<i64>("StreamCount", (50,))
-            .await
             .unwrap()
             .map(|i| i.unwrap())
             .collect()

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use futures_util::{stream, StreamExt};
 use hublink::{
-    Error, HubConnection, HubConnectionBuilder, HubConnectionState, HubProtocol, TransportKind,
-    UploadStream,
+    Error, ErrorKind, HubConnection, HubConnectionBuilder, HubConnectionState, HubProtocol,
+    TransportKind, UploadStream,
 };
 use hublink_testserver::{TestServer, TestServerOptions};
 
@@ -99,7 +99,7 @@ async fn server_errors_reach_the_caller_with_the_server_text() {
             .unwrap_err();
         assert_eq!(
             err,
-            Error::Hub("An unexpected error occurred invoking 'ThrowException' on the server. InvalidOperationException: An error occurred.".into()),
+            Error::new(ErrorKind::Hub, "An unexpected error occurred invoking 'ThrowException' on the server. InvalidOperationException: An error occurred."),
             "{name}"
         );
         let err = connection.invoke::<()>("Stream", ()).await.unwrap_err();
@@ -145,7 +145,6 @@ async fn server_streams_deliver_items_in_order() {
         let connection = connect(&server, transport, protocol).await;
         let items: Vec<String> = connection
             .stream::<String>("Stream", ())
-            .await
             .unwrap()
             .map(|i| i.unwrap())
             .collect()
@@ -153,7 +152,6 @@ async fn server_streams_deliver_items_in_order() {
         assert_eq!(items, ["a", "b", "c"], "{name}");
         let numbers: Vec<i64> = connection
             .stream::<i64>("StreamCount", (100,))
-            .await
             .unwrap()
             .map(|i| i.unwrap())
             .collect()
@@ -161,7 +159,6 @@ async fn server_streams_deliver_items_in_order() {
         assert_eq!(numbers, (0..100).collect::<Vec<_>>(), "{name}");
         let empty: Vec<i32> = connection
             .stream::<i32>("EmptyStream", ())
-            .await
             .unwrap()
             .map(|i| i.unwrap())
             .collect()
@@ -169,7 +166,6 @@ async fn server_streams_deliver_items_in_order() {
         assert!(empty.is_empty(), "{name}");
         let mut failing = connection
             .stream::<String>("StreamThrowException", ("boom",))
-            .await
             .unwrap();
         let err = timeout(WAIT, failing.next())
             .await
@@ -198,10 +194,7 @@ async fn dropping_a_stream_cancels_it_on_the_server() {
             }
         });
         connection.start().await.unwrap();
-        let infinite = connection
-            .stream::<String>("InfiniteStream", ())
-            .await
-            .unwrap();
+        let infinite = connection.stream::<String>("InfiniteStream", ()).unwrap();
         // Make sure the server started the stream before cancelling it.
         let _: String = connection.invoke("Echo", ("sync",)).await.unwrap();
         drop(infinite);
@@ -283,10 +276,7 @@ async fn pending_calls_fail_when_the_connection_ends() {
         let closed = Arc::new(Mutex::new(Vec::new()));
         let c = closed.clone();
         connection.on_close(move |e| c.lock().unwrap().push(e.map(|e| e.to_string())));
-        let mut infinite = connection
-            .stream::<String>("InfiniteStream", ())
-            .await
-            .unwrap();
+        let mut infinite = connection.stream::<String>("InfiniteStream", ()).unwrap();
         let stopper = connection.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -343,10 +333,11 @@ async fn negotiate_errors_surface_with_the_official_texts() {
     let err = connection.start().await.unwrap_err();
     assert_eq!(
         err,
-        Error::Negotiation {
-            status: Some(400),
-            message: "Failed to complete negotiation with the server: Error: Some response from server: Status code '400'".into()
-        }
+        Error::new(
+            ErrorKind::Negotiation,
+            "Failed to complete negotiation with the server: Error: Some response from server: Status code '400'"
+        )
+        .with_status(400)
     );
     assert_eq!(connection.state(), HubConnectionState::Disconnected);
     let connection = HubConnectionBuilder::new()
@@ -372,16 +363,8 @@ async fn access_tokens_authorize_every_transport() {
         .build()
         .unwrap();
     let err = unauthorized.start().await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::Negotiation {
-                status: Some(401),
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_eq!(err.kind(), ErrorKind::Negotiation, "{err:?}");
+    assert_eq!(err.status(), Some(401), "{err:?}");
     for transport in [
         TransportKind::WebSockets,
         TransportKind::ServerSentEvents,
@@ -527,8 +510,11 @@ async fn a_silent_server_times_out_with_the_official_text() {
     connection.start().await.unwrap();
     let error = timeout(WAIT, rx.recv()).await.unwrap().unwrap();
     assert_eq!(
-        error.map(|e| e.to_string()).as_deref(),
-        Some("Server timeout elapsed without receiving a message from the server.")
+        error,
+        Some(Error::new(
+            ErrorKind::Timeout,
+            "Server timeout elapsed without receiving a message from the server."
+        ))
     );
 }
 

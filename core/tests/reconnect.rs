@@ -129,10 +129,7 @@ async fn a_dropped_connection_reconnects_with_a_new_id_and_the_same_handlers() {
     let mut events = record(&connection);
     connection.start().await.unwrap();
     let first_id = connection.connection_id().unwrap();
-    let pending = connection
-        .stream::<String>("InfiniteStream", ())
-        .await
-        .unwrap();
+    let pending = connection.stream::<String>("InfiniteStream", ()).unwrap();
 
     abort_and_expect_reconnecting(&connection, &mut events).await;
     let new_id = match next(&mut events).await {
@@ -320,7 +317,6 @@ async fn stateful_reconnect_hides_a_dropped_transport_and_loses_nothing() {
             WAIT,
             connection
                 .stream::<i64>("StreamCount", (200,))
-                .await
                 .unwrap()
                 .map(|i| i.unwrap())
                 .collect(),

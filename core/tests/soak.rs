@@ -48,8 +48,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::{stream, StreamExt};
 use hublink::{
-    Error, HubConnection, HubConnectionBuilder, HubConnectionState, RetryContext, RetryPolicy,
-    TransportKind, UploadStream,
+    Error, ErrorKind, HubConnection, HubConnectionBuilder, HubConnectionState, RetryContext,
+    RetryPolicy, TransportKind, UploadStream,
 };
 use hublink_testserver::{TestServer, TestServerOptions};
 use tokio::sync::{oneshot, Notify};
@@ -789,7 +789,6 @@ fn stateful_reconnect_delivers_everything_exactly_once_in_order_across_random_dr
                 p.overall_limit(),
                 connection
                     .stream::<i64>("StreamCount", (k,))
-                    .await
                     .expect("StreamCount starts")
                     .map(|item| item.expect("a stream item"))
                     .collect::<Vec<i64>>(),
@@ -929,11 +928,11 @@ struct Tally {
 
 impl Tally {
     fn error(&mut self, e: &Error) {
-        let kind = match e {
-            Error::ConnectionClosed(_) => "ConnectionClosed",
-            Error::InvalidState(_) => "InvalidState",
-            Error::Transport(_) => "Transport",
-            other => panic!("an error no drop explains: {other:?}"),
+        let kind = match e.kind() {
+            ErrorKind::ConnectionClosed => "ConnectionClosed",
+            ErrorKind::InvalidState => "InvalidState",
+            ErrorKind::Transport => "Transport",
+            _ => panic!("an error no drop explains: {e:?}"),
         };
         *self.errors.entry(kind).or_default() += 1;
     }
@@ -1079,7 +1078,7 @@ fn automatic_reconnect_loses_no_call_silently_hangs_nowhere_and_leaks_no_task() 
             while keep_going(i * chunk) {
                 i += 1;
                 tally.calls += 1;
-                let started = match connection.stream::<i64>("StreamCount", (chunk,)).await {
+                let started = match connection.stream::<i64>("StreamCount", (chunk,)) {
                     Ok(s) => s,
                     Err(e) => {
                         tally.error(&e);
@@ -1346,7 +1345,8 @@ fn stateful_resume_interrupted_by_another_drop_keeps_exactly_once() {
             })
             .buffer_unordered(IN_FLIGHT)
             .collect::<Vec<hublink::Result<()>>>();
-        let results = timeout(Duration::from_secs(30), all).await;
+        // About 20 s on a loaded 2-core machine (load 10); 30 s was once too short there.
+        let results = timeout(Duration::from_secs(60), all).await;
         let texts = inbox.wait_for(n as usize, Duration::from_secs(2)).await;
         let mut seen = HashSet::new();
         let twice: Vec<&String> = texts.iter().filter(|t| !seen.insert(*t)).collect();
@@ -1418,10 +1418,7 @@ fn a_sequence_above_what_was_received_ends_the_connection_and_reconnects() {
         let first_id = connection.connection_id();
         echoes(&connection, 3).await;
         // A call pending across the drop (a stream: it does not hold up Abort on the server).
-        let pending = connection
-            .stream::<String>("InfiniteStream", ())
-            .await
-            .unwrap();
+        let pending = connection.stream::<String>("InfiniteStream", ()).unwrap();
         let _ = connection.send("Abort", ()).await;
         assert_eq!(
             bounded("reconnecting", CALL_LIMIT, events.recv())
@@ -1594,7 +1591,7 @@ fn calls_racing_a_connection_loss_all_end() {
                                     .map(drop)
                             } else {
                                 let items: hublink::Result<Vec<i64>> =
-                                    match connection.stream::<i64>("StreamCount", (3,)).await {
+                                    match connection.stream::<i64>("StreamCount", (3,)) {
                                         Ok(s) => s.collect::<Vec<_>>().await.into_iter().collect(),
                                         Err(e) => Err(e),
                                     };

@@ -1,15 +1,15 @@
 //! What the fuzz targets do with their input. Each function must never panic on any input; the
 //! `assert!`s state properties that hold for every input the decoders accept.
 
-use hublink::protocol::handshake::{
+use hublink_proto::handshake::{
     handshake_parse_failure_text, parse_handshake_request, parse_handshake_response,
 };
-use hublink::protocol::negotiate::{
+use hublink_proto::negotiate::{
     check_negotiate_status, parse_negotiate_response, with_access_token_query, NegotiateAnswer,
     NegotiateRedirects, NegotiateStep,
 };
-use hublink::protocol::transports::{select_transports, TransferFormat, TransportSet};
-use hublink::protocol::{CompletionOutcome, HubMessage, HubProtocol, Payload};
+use hublink_proto::transports::{select_transports, TransferFormat, TransportSet};
+use hublink_proto::{CompletionOutcome, HubMessage, HubProtocol, Payload};
 use url::Url;
 
 /// The largest message the fuzzed decoders accept; small, so the size checks are reached.
@@ -206,7 +206,7 @@ pub fn negotiate(data: &[u8]) {
                 access_token,
             }) => {
                 let url = response.connect_url(&base_url);
-                let _ = hublink::protocol::negotiate::websocket_url(&url);
+                let _ = hublink_proto::negotiate::websocket_url(&url);
                 if let Some(token) = access_token {
                     let _ = with_access_token_query(&url, &token);
                 }

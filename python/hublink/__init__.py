@@ -17,6 +17,8 @@
 The core's log records go to the ``hublink`` logger of :mod:`logging`.
 """
 
+import atexit
+
 from ._connection import (
     HubConnection,
     HubConnectionBuilder,
@@ -26,6 +28,7 @@ from ._connection import (
     RetryPolicy,
 )
 from ._errors import (
+    AbortError,
     ConnectionClosedError,
     HandshakeError,
     HubError,
@@ -34,12 +37,15 @@ from ._errors import (
     InvalidStateError,
     NegotiationError,
     ProtocolError,
+    TimeoutError,
     TransportError,
 )
-from ._native import Extension, __version__, sync_log_level
+from ._native import Extension, __version__, shutdown, sync_log_level
 
 sync_log_level()
-del sync_log_level
+# Stop the core's runtime before the interpreter goes away (its threads must not outlive it).
+atexit.register(shutdown)
+del sync_log_level, shutdown
 
 __all__ = [
     "HubConnectionBuilder",
@@ -58,5 +64,7 @@ __all__ = [
     "InvalidStateError",
     "InvalidArgumentError",
     "ProtocolError",
+    "TimeoutError",
+    "AbortError",
     "__version__",
 ]

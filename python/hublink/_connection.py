@@ -90,14 +90,15 @@ class HubConnectionBuilder:
         *,
         access_token_factory: Optional[AccessTokenFactory] = None,
         headers: Optional[Mapping[str, str]] = None,
-        transports: Optional[Iterable[str]] = None,
+        transports: Optional[Union[str, int, Iterable[Union[str, int]]]] = None,
         skip_negotiation: bool = False,
     ) -> "HubConnectionBuilder":
         """The hub URL (``http``/``https``) and how to reach it.
 
         ``access_token_factory`` (plain or async, returning a token or ``None``) is called
-        before every negotiation. ``transports`` limits the transports to try, among
-        ``"websockets"``, ``"serversentevents"`` and ``"longpolling"``.
+        before every negotiation. ``transports`` limits the transports to try, named as in
+        the official clients in any case (``"WebSockets"``, ``"serverSentEvents"``,
+        ``"longpolling"``) or as ``HttpTransportType`` flags (``1``, ``2``, ``4`` and sums).
         ``skip_negotiation`` connects a WebSocket straight to the URL.
         """
         self._url = url
@@ -121,10 +122,10 @@ class HubConnectionBuilder:
         self._headers.append((str(name), str(value)))
         return self
 
-    def with_transports(self, transports: Iterable[str]) -> "HubConnectionBuilder":
-        """The transports the client may use: ``"websockets"``, ``"serversentevents"``,
-        ``"longpolling"``."""
-        if isinstance(transports, str):
+    def with_transports(self, transports: Union[str, int, Iterable[Union[str, int]]]) -> "HubConnectionBuilder":
+        """The transports the client may use: ``"WebSockets"``, ``"ServerSentEvents"``,
+        ``"LongPolling"`` (any case), or ``HttpTransportType`` flags (``1 | 4``)."""
+        if isinstance(transports, (str, int)):
             transports = [transports]
         self._options["transports"] = [str(t) for t in transports]
         return self
@@ -232,36 +233,38 @@ def _returns_result(handler: Callable[..., Any]) -> bool:
 class HubStream(AsyncIterator[Any]):
     """The items of a server-to-client stream, in order.
 
-    The invocation is sent when iteration starts. Leaving ``async for`` early (or
+    The invocation is sent when the stream is created. Leaving ``async for`` early (or
     :meth:`cancel`) cancels the stream on the server.
     """
 
-    __slots__ = ("_native", "_items")
+    __slots__ = ("_native", "_items", "_ended")
 
     def __init__(self, native: _native.StreamReader) -> None:
         self._native = native
         self._items: Deque[Any] = deque()
+        self._ended = False
 
     def __aiter__(self) -> "HubStream":
         return self
 
     async def __anext__(self) -> Any:
         items = self._items
-        while not items:
-            batch = self._native.take()
-            if batch is None:
+        if not items:
+            if self._ended:
                 raise StopAsyncIteration
-            if batch:
-                items.extend(batch)
-                break
-            future: "asyncio.Future[None]" = asyncio.get_running_loop().create_future()
-            self._native.wait(_bridge.current(), future)
-            await future
+            future: "asyncio.Future[Optional[List[Any]]]" = asyncio.get_running_loop().create_future()
+            self._native.next_batch(_bridge.current(), future)
+            batch = await future
+            if batch is None:
+                self._ended = True
+                raise StopAsyncIteration
+            items.extend(batch)
         return items.popleft()
 
     def cancel(self) -> None:
         """Cancels the stream: the server is told, iteration ends."""
         self._items.clear()
+        self._ended = True
         self._native.cancel()
 
     async def aclose(self) -> None:
@@ -313,21 +316,27 @@ class HubConnection:
         self._native.stop(_bridge.current(), future)
         await future
 
-    async def invoke(self, method: str, *args: Any) -> Any:
-        """Invokes a hub method and returns its result. An async iterable argument is
-        streamed to the server (a client-to-server stream)."""
+    def invoke(self, method: str, *args: Any) -> "asyncio.Future[Any]":
+        """Invokes a hub method; the returned future resolves to its result. An async
+        iterable argument is streamed to the server (a client-to-server stream).
+
+        The call is sent when ``invoke`` is called, not when the future is awaited: calls
+        made one after another reach the server in that order, as in the official clients.
+        """
         future: "asyncio.Future[Any]" = asyncio.get_running_loop().create_future()
         self._native.invoke(_bridge.current(), future, method, args)
-        return await future
+        return future
 
-    async def send(self, method: str, *args: Any) -> None:
-        """Invokes a hub method without waiting for its result (fire-and-forget)."""
+    def send(self, method: str, *args: Any) -> "asyncio.Future[None]":
+        """Invokes a hub method without waiting for its result (fire-and-forget); the returned
+        future resolves once the invocation is written. Sent when ``send`` is called."""
         future: "asyncio.Future[None]" = asyncio.get_running_loop().create_future()
         self._native.send(_bridge.current(), future, method, args)
-        await future
+        return future
 
     def stream(self, method: str, *args: Any) -> HubStream:
-        """Starts a server-to-client stream: ``async for item in conn.stream("Counter", 10)``."""
+        """Starts a server-to-client stream (the invocation is sent now):
+        ``async for item in conn.stream("Counter", 10)``."""
         return HubStream(self._native.stream(_bridge.current(), method, args))
 
     @overload
@@ -357,19 +366,19 @@ class HubConnection:
     def on_close(self, callback: C) -> C:
         """Calls ``callback(error)`` (plain or async) when the connection closes; ``error``
         is ``None`` after :meth:`stop`. Usable as a decorator."""
-        self._native.on_close(callback)
+        self._native.on_event("close", callback)
         return callback
 
     def on_reconnecting(self, callback: C) -> C:
         """Calls ``callback(error)`` (plain or async) when an automatic reconnect begins.
         Usable as a decorator."""
-        self._native.on_reconnecting(callback)
+        self._native.on_event("reconnecting", callback)
         return callback
 
     def on_reconnected(self, callback: Callable[[Optional[str]], Any]) -> Any:
         """Calls ``callback(connection_id)`` (plain or async) after a successful automatic
         reconnect. Usable as a decorator."""
-        self._native.on_reconnected(callback)
+        self._native.on_event("reconnected", callback)
         return callback
 
     async def __aenter__(self) -> "HubConnection":

@@ -1,6 +1,6 @@
 # Stubs of the native module (python/src/*.rs); checked by `python -m mypy.stubtest hublink._native`.
 import asyncio
-from typing import Any, Callable, List, Optional, Sequence, Tuple, final
+from typing import Any, Callable, List, Optional, Tuple, final
 
 __all__ = [
     "Bridge",
@@ -10,6 +10,7 @@ __all__ = [
     "Extension",
     "sync_log_level",
     "roundtrip",
+    "shutdown",
     "__version__",
 ]
 
@@ -38,34 +39,12 @@ class Extension:
 
 @final
 class StreamReader:
-    def take(self) -> Optional[List[Any]]: ...
-    def wait(self, bridge: Bridge, future: asyncio.Future[None]) -> None: ...
+    def next_batch(self, bridge: Bridge, future: asyncio.Future[Optional[List[Any]]]) -> None: ...
     def cancel(self) -> None: ...
 
 @final
 class HubConnection:
-    def __new__(
-        cls,
-        url: str,
-        *,
-        messagepack: bool = False,
-        transports: Optional[Sequence[str]] = None,
-        headers: Optional[Sequence[Tuple[str, str]]] = None,
-        access_token_factory: Optional[Callable[[], Any]] = None,
-        skip_negotiation: bool = False,
-        server_timeout: Optional[float] = None,
-        keep_alive_interval: Optional[float] = None,
-        handshake_timeout: Optional[float] = None,
-        http_timeout: Optional[float] = None,
-        max_message_size: Optional[int] = None,
-        automatic_reconnect: bool = False,
-        reconnect_delays: Optional[Sequence[float]] = None,
-        retry_policy: Optional[Any] = None,
-        retry_on_start: bool = False,
-        stateful_reconnect: bool = False,
-        stateful_reconnect_buffer_size: Optional[int] = None,
-        message_content_logging: bool = False,
-    ) -> HubConnection: ...
+    def __new__(cls, url: str, **options: Any) -> HubConnection: ...
     @property
     def state(self) -> str: ...
     @property
@@ -85,9 +64,8 @@ class HubConnection:
     def stream(self, bridge: Bridge, method: str, args: Tuple[Any, ...]) -> StreamReader: ...
     def on(self, method: str, handler: Callable[..., Any], result: bool) -> None: ...
     def off(self, method: str, handler: Optional[Callable[..., Any]] = None) -> None: ...
-    def on_close(self, callback: Callable[[Optional[BaseException]], Any]) -> None: ...
-    def on_reconnecting(self, callback: Callable[[Optional[BaseException]], Any]) -> None: ...
-    def on_reconnected(self, callback: Callable[[Optional[str]], Any]) -> None: ...
+    def on_event(self, event: str, callback: Callable[[Any], Any]) -> None: ...
 
 def sync_log_level() -> None: ...
 def roundtrip(value: Any, protocol: str) -> Any: ...
+def shutdown() -> None: ...

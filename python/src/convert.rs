@@ -268,7 +268,10 @@ pub fn roundtrip(py: Python<'_>, value: &Bound<'_, PyAny>, protocol: &str) -> Py
         .ok_or_else(|| PyValueError::new_err(format!("unknown protocol '{protocol}'")))?;
     let value = to_value(value)?;
     let payload = protocol.payload(&value).map_err(|e| {
-        crate::errors::to_py_err(py, hublink::Error::InvalidArgument(e.to_string()))
+        crate::errors::to_py_err(
+            py,
+            hublink::Error::new(hublink::ErrorKind::InvalidArgument, e.to_string()),
+        )
     })?;
     let back: Value = payload
         .deserialize()

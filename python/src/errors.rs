@@ -1,6 +1,7 @@
-//! Core errors as the `hublink` exception classes (defined in `hublink/_errors.py`).
+//! Core errors as the `hublink` exception classes (defined in `hublink/_errors.py`), chosen
+//! by the error's kind.
 
-use hublink::Error;
+use hublink::{Error, ErrorKind};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
@@ -14,24 +15,28 @@ fn class<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyType>> {
     Ok(module.bind(py).getattr(name)?.cast_into::<PyType>()?)
 }
 
-/// The Python exception for a core error: `HubError` with the server's text,
-/// `NegotiationError` with `.status`, and so on.
+/// The Python class of each error kind.
+fn class_name(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::Negotiation => "NegotiationError",
+        ErrorKind::Transport => "TransportError",
+        ErrorKind::Handshake => "HandshakeError",
+        ErrorKind::Timeout => "TimeoutError",
+        ErrorKind::Hub => "HubError",
+        ErrorKind::ConnectionClosed => "ConnectionClosedError",
+        ErrorKind::InvalidState => "InvalidStateError",
+        ErrorKind::InvalidArgument => "InvalidArgumentError",
+        ErrorKind::Protocol => "ProtocolError",
+        ErrorKind::Cancelled => "AbortError",
+        _ => "HubLinkError",
+    }
+}
+
+/// The Python exception for a core error: its kind's class, with the core's text, the
+/// HTTP status (`.status`) when one caused it, and the kind's name (`.kind`).
 pub(crate) fn to_py_err(py: Python<'_>, error: Error) -> PyErr {
-    let (name, message, status) = match error {
-        Error::Protocol(e) => ("ProtocolError", e.to_string(), None),
-        Error::Negotiation { status, message } => ("NegotiationError", message, status),
-        Error::Transport(m) => ("TransportError", m, None),
-        Error::Handshake(m) => ("HandshakeError", m, None),
-        Error::Hub(m) => ("HubError", m, None),
-        Error::ConnectionClosed(m) => ("ConnectionClosedError", m, None),
-        Error::InvalidState(m) => ("InvalidStateError", m, None),
-        Error::InvalidArgument(m) => ("InvalidArgumentError", m, None),
-        #[allow(unreachable_patterns)]
-        other => ("HubLinkError", other.to_string(), None),
-    };
-    match class(py, name) {
-        Ok(ty) if name == "NegotiationError" => PyErr::from_type(ty, (message, status)),
-        Ok(ty) => PyErr::from_type(ty, (message,)),
+    match class(py, class_name(error.kind())) {
+        Ok(ty) => PyErr::from_type(ty, (error.to_string(), error.status(), error.kind().name())),
         Err(e) => e,
     }
 }

@@ -1,14 +1,13 @@
 //! `hublink._native`: the Python binding of the hublink core.
 //!
-//! Everything protocol-related happens in the `hublink` crate. This crate only
+//! Everything protocol-related happens in the `hublink` crate, behind its binding surface
+//! (`hublink::HubConnection` with dynamic values, handler objects and events). This crate only
 //! - converts values between Python objects and [`hublink::Value`] ([`convert`]),
-//! - adapts async: core futures run on one tokio runtime, and their results reach the
-//!   asyncio loop that asked for them through a [`bridge::Bridge`] (the Rust threads never
+//! - adapts async: core operations run on the core's shared runtime, and their results reach
+//!   the asyncio loop that asked for them through a [`bridge::Bridge`] (the Rust threads never
 //!   take the GIL; the loop thread does all Python work),
-//! - maps core errors to the `hublink` exception classes ([`errors`]),
+//! - maps core error kinds to the `hublink` exception classes ([`errors`]),
 //! - forwards the core's log records to Python's `logging` ([`logging`]).
-
-use std::sync::LazyLock;
 
 use pyo3::prelude::*;
 
@@ -19,23 +18,22 @@ mod errors;
 mod logging;
 mod stream;
 
-/// The runtime every core future and task runs on.
-pub(crate) static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
-    let workers = std::env::var("HUBLINK_WORKER_THREADS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(2);
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .thread_name("hublink-rt")
-        .enable_all()
-        .build()
-        .expect("the hublink tokio runtime")
-});
+/// Stops the shared runtime (`atexit`): connections still open are cut.
+#[pyfunction]
+fn shutdown(py: Python<'_>) {
+    py.detach(|| hublink::SharedRuntime::shutdown(std::time::Duration::from_secs(1)));
+}
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logging::install();
+    if let Some(workers) = std::env::var("HUBLINK_WORKER_THREADS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        // Refused only when the runtime already runs (a second import): nothing to do then.
+        let _ = hublink::SharedRuntime::set_worker_threads(workers);
+    }
     m.add_class::<bridge::Bridge>()?;
     m.add_class::<bridge::Reply>()?;
     m.add_class::<connection::HubConnection>()?;
@@ -43,6 +41,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<convert::Extension>()?;
     m.add_function(wrap_pyfunction!(logging::sync_log_level, m)?)?;
     m.add_function(wrap_pyfunction!(convert::roundtrip, m)?)?;
+    m.add_function(wrap_pyfunction!(shutdown, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

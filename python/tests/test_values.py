@@ -66,8 +66,13 @@ def test_builder_validates() -> None:
         hublink.HubConnectionBuilder().build()
     with pytest.raises(hublink.InvalidArgumentError, match="http or https"):
         hublink.HubConnectionBuilder().with_url("ftp://example.com/hub").build()
-    with pytest.raises(ValueError, match="unknown transport"):
+    with pytest.raises(ValueError, match="Unknown transport 'pigeon': use WebSockets, ServerSentEvents or LongPolling"):
         hublink.HubConnectionBuilder().with_url("http://x/hub", transports=["pigeon"]).build()
+    # The official clients' spellings and HttpTransportType flags are all accepted.
+    for transports in (["WebSockets", "LongPolling"], ["webSockets", "longPolling"], 5, [1, 4], "ServerSentEvents"):
+        hublink.HubConnectionBuilder().with_url("http://x/hub", transports=transports).build()
+    with pytest.raises(ValueError, match="Unknown transport '8'"):
+        hublink.HubConnectionBuilder().with_url("http://x/hub", transports=8).build()
     conn = (
         hublink.HubConnectionBuilder()
         .with_url("http://localhost:1/hub", headers={"X-Tenant": "a"}, transports=["websockets", "longpolling"])
@@ -86,6 +91,9 @@ def test_builder_validates() -> None:
 def test_error_hierarchy() -> None:
     for cls in [hublink.HubError, hublink.ConnectionClosedError, hublink.NegotiationError,
                 hublink.TransportError, hublink.HandshakeError, hublink.InvalidStateError,
-                hublink.InvalidArgumentError, hublink.ProtocolError]:
+                hublink.InvalidArgumentError, hublink.ProtocolError, hublink.TimeoutError,
+                hublink.AbortError]:
         assert issubclass(cls, hublink.HubLinkError)
+    # A hublink timeout is also the built-in one, so `except TimeoutError` catches it.
+    assert issubclass(hublink.TimeoutError, TimeoutError)
     assert issubclass(hublink.InvalidArgumentError, ValueError)

@@ -69,6 +69,24 @@
 //    the connection. hublink compares with the last processed message and resumes: no gap, no
 //    message lost. hublink is right (a gap means ids above N + 1; N + 1 is the next message).
 //
+// 8. TCP cuts through hublink-chaos-proxy (RST, FIN, half-close, mid-frame, negotiate included;
+//    [ws.*.stateful.chaos-tcp-cuts], the same workload as core/tests/chaos.rs). Both keep every
+//    acknowledged message exactly once per direction while a connection is resumed, and the
+//    test server runs nothing twice on one connection (it did: frames still read from a
+//    superseded WebSocket were numbered after the new Sequence; fixed). Official: now and then
+//    (2 of about 40 runs of 12 s, MessagePack both times) a message the application sent once
+//    runs on two connections: the one it was sent on, and a connection the application never
+//    saw as connected, in a run whose reconnecting events include "Sequence ID greater than
+//    amount of messages we've received." and unhandled rejections "HttpConnection.stopConnection
+//    was called while the connection is still in the connecting state." / "Error parsing
+//    handshake response: Error: Message is incomplete." That is the race of 6. below: the
+//    stateful onclose handler resumes a transport that automatic reconnect is replacing, so a
+//    replay reaches a connection it does not belong to. hublink: no message ran twice in any run
+//    (one resume attempt, owned by the driver; a failed resume hands over to automatic
+//    reconnect, which starts from a fresh replay buffer). hublink is right. Also seen once in
+//    about 12 runs: an official send() or invoke() that never settled within 30 s (hublink's
+//    chaos.rs fails on any call that does not resolve within its bound; none did).
+//
 // 6. Same behaviour, recorded so that a change is noticed:
 //    - Sequence above what was received ([ws.json.stateful.bad-sequence-high]): both end the
 //      connection with "Sequence ID greater than amount of messages we've received." and, with
@@ -293,6 +311,70 @@ const scenarios = {
         const seconds = (Date.now() - started) / 1000;
         await within(conn.stop(), CALL_LIMIT_MS, "stop");
         return { n, mean: MEAN_GAP, seconds, echoes: e, sends: sd, concat: cc, problems, sameId, ...o, hookResume: undefined };
+    },
+
+    /** The workload of core/tests/chaos.rs, through hublink-chaos-proxy (base is the proxy). */
+    async "chaos-cuts"(base, { msgpack, seconds }) {
+        const FOREVER = { nextRetryDelayInMilliseconds: (ctx) => (ctx.previousRetryCount === 0 ? 0 : 20) };
+        const conn = build(`${base}/testhub`, { msgpack, stateful: true, reconnect: FOREVER });
+        const o = observe(conn);
+        const numbered = [];
+        conn.on("Numbered", (i) => numbered.push(i));
+        let startFailures = 0;
+        for (;;) {
+            try { await within(conn.start(), CALL_LIMIT_MS, "start"); break; } catch { startFailures++; await sleep(20); }
+        }
+        const connected = () => waitFor(() => conn.state === "Connected", CALL_LIMIT_MS, "a connected state");
+        const sends = [], emits = [], connectionIds = [];
+        const tag = msgpack ? "ws.msgpack" : "ws.json";
+        const began = Date.now();
+        for (let round = 0; Date.now() - began < seconds * 1000; round++) {
+            await connected();
+            if (connectionIds.at(-1) !== conn.connectionId) connectionIds.push(conn.connectionId);
+            const keys = Array.from({ length: 40 }, (_, i) => `${tag}/${round}/${i}`);
+            const pending = keys.map((key) => settle(conn.send("Tally", key), "a send"));
+            const start = round * 40;
+            const emitted = settle(conn.invoke("EmitNumbered", start, 40), "EmitNumbered");
+            for (const [i, r] of (await Promise.all(pending)).entries()) {
+                sends.push({ key: keys[i], ok: !r.error, hung: r.error === "HUNG", epoch: o.reconnecting.length });
+            }
+            const e = await emitted;
+            emits.push({ start, ok: !e.error, hung: e.error === "HUNG", epoch: o.reconnecting.length });
+        }
+        // The proxy still cuts: each count is asked until an answer gets through (round by
+        // round: the whole map of a long run exceeds the maximum message size).
+        const ask = async (method, ...args) => {
+            for (let attempt = 1; ; attempt++) {
+                await connected();
+                const r = await settle(conn.invoke(method, ...args), method);
+                if (!r.error) return r.value;
+                if (attempt === 20) throw new Error(`${method} failed 20 times: ${r.error}`);
+            }
+        };
+        const tallies = {};
+        for (let asked = 0; asked * 40 < sends.length; asked++) Object.assign(tallies, await ask("TallyCounts", `${tag}/${asked}/`));
+        const duplicates = await ask("TallyDuplicates");
+        await sleep(200);
+        const fullReconnects = o.reconnecting.length;
+        await within(conn.stop(), CALL_LIMIT_MS, "stop");
+        const seen = new Map();
+        for (const i of numbered) seen.set(i, (seen.get(i) ?? 0) + 1);
+        const runs = Object.values(duplicates);
+        return {
+            seconds, startFailures, fullReconnects, connections: connectionIds.length,
+            reconnectErrors: [...new Set(o.reconnecting)],
+            sends: sends.length, okSends: sends.filter((s) => s.ok).length,
+            hung: sends.filter((s) => s.hung).length + emits.filter((e) => e.hung).length,
+            duplicated: runs.length,
+            duplicatedOnOneConnection: runs.filter((ids) => new Set(ids).size < ids.length).length,
+            duplicatedOnAConnectionNeverSeen: runs.filter((ids) => ids.some((id) => !connectionIds.includes(id))).length,
+            duplicatedSample: Object.entries(duplicates).slice(0, 2),
+            lostAfterFullReconnect: sends.filter((s) => s.ok && !(s.key in tallies) && s.epoch < fullReconnects).length,
+            lostInStateful: sends.filter((s) => s.ok && !(s.key in tallies) && s.epoch === fullReconnects).length,
+            emits: emits.length, okEmits: emits.filter((e) => e.ok).length,
+            numbered: numbered.length, numberedTwice: [...seen.values()].filter((n) => n > 1).length,
+            missingAfterOk: emits.filter((e) => e.ok).flatMap((e) => Array.from({ length: 40 }, (_, i) => e.start + i)).filter((i) => !seen.has(i)).length,
+        };
     },
 
     async "reconnect-soak"(base, { msgpack }) {
@@ -613,6 +695,39 @@ for (const [p, msgpack] of [["ws.json", false], ["ws.msgpack", true]]) {
         assert.deepEqual(r.closed, [null], "one close, from stop()");
         assert.ok(r.resourcesAfter <= r.resourcesBefore, `resources left after stop: ${JSON.stringify(r.resourcesLeft)}`);
     });
+}
+
+const CHAOS_SECONDS = Number(process.env.HUBLINK_CHAOS_SECONDS ?? 12);
+
+for (const [p, msgpack] of [["ws.json", false], ["ws.msgpack", true]]) {
+    it(`[${p}.stateful.chaos-tcp-cuts] official client through a proxy cutting TCP every ~25 ms: exactly once per direction on each connection`, async (t) => {
+        const proxyBin = path.join(path.dirname(server.bin), "hublink-chaos-proxy");
+        const upstream = new URL(server.url).host;
+        const seed = process.env.HUBLINK_CHAOS_SEED ?? "1";
+        const proxy = await startServer(proxyBin, ["--upstream", upstream, "--interval-ms", process.env.HUBLINK_CHAOS_INTERVAL_MS ?? "25", "--seed", seed], { name: "hublink-chaos-proxy" });
+        let r;
+        try {
+            r = await runChild("chaos-cuts", { msgpack, seconds: CHAOS_SECONDS }, CHAOS_SECONDS * 1000 + 120_000, proxy.url);
+        } finally {
+            await proxy.stop();
+        }
+        const counts = JSON.parse(fs.readFileSync(proxy.logPath, "utf8").trim().split("\n").pop());
+        fs.rmSync(proxy.tmpDir, { recursive: true, force: true });
+        const cuts = Object.values(counts.cuts).reduce((a, b) => a + b, 0);
+        t.diagnostic(`cuts ${JSON.stringify(counts.cuts)} (${cuts}) over ${counts.accepted} TCP connections; ${JSON.stringify(r)}`);
+        assert.ok(cuts >= CHAOS_SECONDS * 10, `only ${cuts} cuts`);
+        assert.ok(r.okSends > 0 && r.okEmits > 0, "something got through");
+        // r.hung is reported, not failed: now and then (1 of about 12 runs) an official call
+        // never settles within 30 s here (see 8. at the top of this file). hublink's chaos.rs
+        // fails on any call that does not resolve.
+        // The server never runs a message twice on one connection (the test server's
+        // superseded-WebSocket fix). The official client may send one message on two
+        // connections (see 8. at the top of this file): counted, not failed.
+        assert.equal(r.duplicatedOnOneConnection, 0, "client → server: nothing runs twice on one connection");
+        assert.equal(r.lostInStateful, 0, "client → server: nothing acknowledged is lost while the connection is resumed");
+        assert.equal(r.numberedTwice, 0, "server → client: nothing arrives twice");
+        assert.equal(r.missingAfterOk, 0, "server → client: every message of a completed call arrived");
+    }, CHAOS_SECONDS * 1000 + 180_000);
 }
 
 it("[ws.json.reconnect.upload-across-drop] official client: an upload across a drop fails its invocation and leaves an unhandled rejection", async (t) => {

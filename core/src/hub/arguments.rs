@@ -1,12 +1,15 @@
 //! Turning a caller's arguments into payloads, and received arguments into a caller's types.
 
 use std::fmt;
+use std::sync::Mutex;
 
-use futures_util::stream::{BoxStream, Stream, StreamExt};
+use futures_util::stream::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
+use crate::maybe_send::MaybeSend;
 use crate::protocol::hub_protocol::CallWriter;
 use crate::protocol::{HubProtocol, Payload, ProtocolError, Value};
 
@@ -27,8 +30,25 @@ impl fmt::Debug for Argument {
     }
 }
 
-type ItemEncoder =
-    Box<dyn FnOnce(HubProtocol) -> BoxStream<'static, Result<Payload, String>> + Send>;
+#[cfg(not(target_arch = "wasm32"))]
+type Items = futures_util::stream::BoxStream<'static, Result<Payload, String>>;
+#[cfg(target_arch = "wasm32")]
+type Items = futures_util::stream::LocalBoxStream<'static, Result<Payload, String>>;
+
+#[cfg(not(target_arch = "wasm32"))]
+type ItemEncoder = Box<dyn FnOnce(HubProtocol) -> Items + Send>;
+#[cfg(target_arch = "wasm32")]
+type ItemEncoder = Box<dyn FnOnce(HubProtocol) -> Items>;
+
+#[cfg(not(target_arch = "wasm32"))]
+fn boxed_items<S: Stream<Item = Result<Payload, String>> + Send + 'static>(items: S) -> Items {
+    items.boxed()
+}
+
+#[cfg(target_arch = "wasm32")]
+fn boxed_items<S: Stream<Item = Result<Payload, String>> + 'static>(items: S) -> Items {
+    items.boxed_local()
+}
 
 /// A client-to-server stream: pass it as an argument and the server receives its items as
 /// they are produced, then its end (or its error).
@@ -45,12 +65,18 @@ pub struct UploadStream {
     encode: ItemEncoder,
 }
 
+impl fmt::Debug for UploadStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("UploadStream(..)")
+    }
+}
+
 impl UploadStream {
     /// A stream of values that always succeed.
     pub fn new<S, T>(items: S) -> Self
     where
-        S: Stream<Item = T> + Send + 'static,
-        T: Serialize + Send + 'static,
+        S: Stream<Item = T> + MaybeSend + 'static,
+        T: Serialize + MaybeSend + 'static,
     {
         Self::fallible(items.map(Ok::<T, String>))
     }
@@ -58,46 +84,144 @@ impl UploadStream {
     /// A stream that may fail: an `Err` ends the upload with that error text.
     pub fn fallible<S, T, E>(items: S) -> Self
     where
-        S: Stream<Item = std::result::Result<T, E>> + Send + 'static,
-        T: Serialize + Send + 'static,
-        E: fmt::Display + Send + 'static,
+        S: Stream<Item = std::result::Result<T, E>> + MaybeSend + 'static,
+        T: Serialize + MaybeSend + 'static,
+        E: fmt::Display + MaybeSend + 'static,
     {
         UploadStream {
             encode: Box::new(move |protocol| {
-                items
-                    .map(move |item| match item {
-                        Ok(value) => protocol.payload(&value).map_err(|e| e.to_string()),
-                        Err(e) => Err(e.to_string()),
-                    })
-                    .boxed()
+                boxed_items(items.map(move |item| match item {
+                    Ok(value) => protocol.payload(&value).map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                }))
             }),
         }
     }
 
-    pub(crate) fn into_payloads(
-        self,
-        protocol: HubProtocol,
-    ) -> BoxStream<'static, Result<Payload, String>> {
+    /// A stream of dynamic values, sent exactly as they are (binary, timestamps, 64-bit
+    /// integers, extensions); an `Err` ends the upload with that error text.
+    pub fn from_values<S>(items: S) -> Self
+    where
+        S: Stream<Item = std::result::Result<Value, String>> + MaybeSend + 'static,
+    {
+        UploadStream {
+            encode: Box::new(move |_| boxed_items(items.map(|item| item.map(Payload::Value)))),
+        }
+    }
+
+    /// An upload fed through a sender, for callers that push items (a binding's callback,
+    /// another task): pass the stream as an argument, then send through the sender.
+    ///
+    /// ```no_run
+    /// # async fn demo(connection: hublink::HubConnection) -> hublink::Result<()> {
+    /// use hublink::{UploadStream, Value};
+    /// let (numbers, sender) = UploadStream::channel();
+    /// let sum = connection.invoke_value("UploadSum", vec![hublink::Argument::Stream(numbers)]);
+    /// for n in 1..=3 {
+    ///     sender.send(Value::Int(n)).await?;
+    /// }
+    /// sender.complete();
+    /// assert_eq!(sum.await?, Value::Int(6));
+    /// # Ok(()) }
+    /// ```
+    #[must_use = "the upload ends when its sender is dropped"]
+    pub fn channel() -> (UploadStream, UploadSender) {
+        let (items, receiver) = mpsc::channel(UPLOAD_CHANNEL_CAPACITY);
+        let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|item| (item, receiver))
+        });
+        (
+            UploadStream::from_values(stream),
+            UploadSender {
+                items: Mutex::new(Some(items)),
+            },
+        )
+    }
+
+    pub(crate) fn into_payloads(self, protocol: HubProtocol) -> Items {
         (self.encode)(protocol)
     }
 }
 
+/// How many items an [`UploadSender`] holds before `send` waits for the connection to take
+/// them.
+const UPLOAD_CHANNEL_CAPACITY: usize = 16;
+
+/// The sending end of [`UploadStream::channel`]. The upload ends with
+/// [`complete`](Self::complete), with [`fail`](Self::fail), or when the sender is dropped
+/// (as a completion).
+#[derive(Debug)]
+pub struct UploadSender {
+    items: Mutex<Option<mpsc::Sender<std::result::Result<Value, String>>>>,
+}
+
+/// The text when an upload can take no more items.
+const UPLOAD_ENDED: &str =
+    "The upload stream has ended: it was completed, failed, or its call is over.";
+
+impl UploadSender {
+    /// Sends one item; waits while the connection has not taken the ones before. Fails when
+    /// the upload has ended (completed, failed, or its call is over: the connection closed,
+    /// or the call was never submitted).
+    pub async fn send(&self, item: Value) -> Result<()> {
+        let sender = self.items.lock().expect("upload sender").clone();
+        match sender {
+            Some(sender) => sender
+                .send(Ok(item))
+                .await
+                .map_err(|_| Error::invalid_state(UPLOAD_ENDED)),
+            None => Err(Error::invalid_state(UPLOAD_ENDED)),
+        }
+    }
+
+    /// Ends the upload: the server receives its completion once the items sent are written.
+    pub fn complete(&self) {
+        self.items.lock().expect("upload sender").take();
+    }
+
+    /// Ends the upload with an error, which the server receives as the stream's error.
+    pub fn fail(&self, error: impl Into<String>) {
+        if let Some(sender) = self.items.lock().expect("upload sender").take() {
+            let error = error.into();
+            crate::runtime::spawn(async move {
+                let _ = sender.send(Err(error)).await;
+            });
+        }
+    }
+}
+
+/// The frame-writing side of arguments, sealed: only hublink implements [`IntoArgument`] and
+/// [`IntoArguments`] (any serde value, `Value`s, `Payload`s, upload streams and tuples of
+/// them), so the fast path can change without breaking anyone.
+pub mod sealed {
+    use super::*;
+
+    /// Writes one argument into an invocation's frame, or returns it if it is an upload
+    /// stream.
+    pub trait WriteArgument {
+        /// Writes the argument (see the trait).
+        fn write_argument(self, call: &mut CallWriter) -> Result<Option<UploadStream>>
+        where
+            Self: Sized;
+    }
+
+    /// Writes the arguments into an invocation's frame, and returns the upload streams
+    /// among them, in order.
+    pub trait WriteArguments {
+        /// Writes the arguments (see the trait).
+        fn write_arguments(self, call: &mut CallWriter) -> Result<Vec<UploadStream>>
+        where
+            Self: Sized;
+    }
+}
+
+use sealed::{WriteArgument, WriteArguments};
+
 /// One argument a caller can pass: any serde value, a [`Value`], a [`Payload`], or an
-/// [`UploadStream`].
-pub trait IntoArgument {
+/// [`UploadStream`]. Sealed: use serde for types of your own.
+pub trait IntoArgument: WriteArgument {
     /// Serializes the argument for `protocol`.
     fn into_argument(self, protocol: HubProtocol) -> Result<Argument>;
-
-    /// Writes the argument into an invocation's frame, or returns it if it is an upload
-    /// stream.
-    #[doc(hidden)]
-    fn write_argument(self, call: &mut CallWriter) -> Result<Option<UploadStream>>
-    where
-        Self: Sized,
-    {
-        let argument = self.into_argument(call.protocol())?;
-        write_argument(call, argument)
-    }
 }
 
 fn write_argument(call: &mut CallWriter, argument: Argument) -> Result<Option<UploadStream>> {
@@ -109,7 +233,7 @@ fn write_argument(call: &mut CallWriter, argument: Argument) -> Result<Option<Up
 }
 
 fn invalid_argument(e: ProtocolError) -> Error {
-    Error::InvalidArgument(e.to_string())
+    Error::invalid_argument(e.to_string())
 }
 
 impl<T: Serialize> IntoArgument for T {
@@ -119,7 +243,9 @@ impl<T: Serialize> IntoArgument for T {
             .map(Argument::Value)
             .map_err(invalid_argument)
     }
+}
 
+impl<T: Serialize> WriteArgument for T {
     fn write_argument(self, call: &mut CallWriter) -> Result<Option<UploadStream>> {
         call.value(&self).map_err(invalid_argument)?;
         Ok(None)
@@ -132,26 +258,40 @@ impl IntoArgument for UploadStream {
     }
 }
 
-/// The arguments of an invocation: a tuple of [`IntoArgument`]s (`()` for none,
-/// `("x",)` for one), or a `Vec<Value>` / `Vec<Payload>` built at run time.
-pub trait IntoArguments {
-    /// Serializes the arguments for `protocol`.
-    fn into_arguments(self, protocol: HubProtocol) -> Result<Vec<Argument>>;
-
-    /// Writes the arguments into an invocation's frame, and returns the upload streams among
-    /// them, in order.
-    #[doc(hidden)]
-    fn write_arguments(self, call: &mut CallWriter) -> Result<Vec<UploadStream>>
-    where
-        Self: Sized,
-    {
-        let mut uploads = Vec::new();
-        for argument in self.into_arguments(call.protocol())? {
-            uploads.extend(write_argument(call, argument)?);
-        }
-        Ok(uploads)
+impl WriteArgument for UploadStream {
+    fn write_argument(self, _: &mut CallWriter) -> Result<Option<UploadStream>> {
+        Ok(Some(self))
     }
 }
+
+/// The arguments of an invocation: a tuple of [`IntoArgument`]s (`()` for none,
+/// `("x",)` for one), or a `Vec<Value>` / `Vec<Payload>` / `Vec<Argument>` built at run time.
+/// Sealed.
+pub trait IntoArguments: WriteArguments {
+    /// Serializes the arguments for `protocol`.
+    fn into_arguments(self, protocol: HubProtocol) -> Result<Vec<Argument>>;
+}
+
+/// The general path: serialize each argument, then write its payload.
+fn write_each(call: &mut CallWriter, arguments: impl IntoArguments) -> Result<Vec<UploadStream>> {
+    let mut uploads = Vec::new();
+    for argument in arguments.into_arguments(call.protocol())? {
+        uploads.extend(write_argument(call, argument)?);
+    }
+    Ok(uploads)
+}
+
+macro_rules! write_each {
+    ($($type:ty),*) => {$(
+        impl WriteArguments for $type {
+            fn write_arguments(self, call: &mut CallWriter) -> Result<Vec<UploadStream>> {
+                write_each(call, self)
+            }
+        }
+    )*};
+}
+
+write_each!(Vec<Value>, Vec<Payload>, Vec<Argument>);
 
 impl IntoArguments for Vec<Value> {
     fn into_arguments(self, _: HubProtocol) -> Result<Vec<Argument>> {
@@ -182,7 +322,9 @@ macro_rules! tuple_arguments {
                 let ($($name,)*) = self;
                 Ok(vec![$($name.into_argument(protocol)?),*])
             }
+        }
 
+        impl<$($name: IntoArgument),*> WriteArguments for ($($name,)*) {
             #[allow(non_snake_case, unused_variables, unused_mut)]
             fn write_arguments(self, call: &mut CallWriter) -> Result<Vec<UploadStream>> {
                 let ($($name,)*) = self;
@@ -209,35 +351,49 @@ tuple_arguments!(A, B, C, D, E, F, G, H);
 /// Handlers usually take a tuple instead (`|(user, text): (String, String)|`); take
 /// `Arguments` to read them one by one or to accept any number.
 #[derive(Debug, Clone)]
-pub struct Arguments(pub(crate) Vec<Payload>);
+pub struct Arguments {
+    payloads: Vec<Payload>,
+    pub(crate) protocol: HubProtocol,
+}
 
 impl Arguments {
+    /// Arguments as they arrived in `protocol`.
+    pub fn new(payloads: Vec<Payload>, protocol: HubProtocol) -> Self {
+        Arguments { payloads, protocol }
+    }
+
     /// How many arguments arrived.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.payloads.len()
     }
 
     /// Whether no argument arrived.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.payloads.is_empty()
+    }
+
+    /// The hub protocol the arguments arrived in (results are answered in it).
+    pub fn protocol(&self) -> HubProtocol {
+        self.protocol
     }
 
     /// Argument `index` as `T`.
     pub fn get<T: DeserializeOwned>(&self, index: usize) -> Result<T> {
-        let payload = self.0.get(index).ok_or_else(|| {
-            Error::InvalidArgument(format!(
+        let payload = self.payloads.get(index).ok_or_else(|| {
+            Error::invalid_argument(format!(
                 "argument {index} missing: {} arrived",
-                self.0.len()
+                self.payloads.len()
             ))
         })?;
         payload
             .deserialize()
-            .map_err(|e| Error::InvalidArgument(format!("argument {index}: {e}")))
+            .map_err(|e| Error::invalid_argument(format!("argument {index}: {e}")))
     }
 
-    /// Every argument as a dynamic [`Value`].
+    /// Every argument as a dynamic [`Value`], exactly (binary, timestamps, 64-bit integers
+    /// and MessagePack extensions included).
     pub fn values(&self) -> Result<Vec<Value>> {
-        self.0
+        self.payloads
             .iter()
             .map(|p| p.to_value().map_err(Error::from))
             .collect()
@@ -245,7 +401,7 @@ impl Arguments {
 
     /// The raw payloads.
     pub fn payloads(&self) -> &[Payload] {
-        &self.0
+        &self.payloads
     }
 }
 
@@ -273,7 +429,7 @@ macro_rules! tuple_from_arguments {
             #[allow(unused_variables)]
             fn from_arguments(arguments: Arguments) -> Result<Self> {
                 if arguments.len() != $count {
-                    return Err(Error::InvalidArgument(format!(
+                    return Err(Error::invalid_argument(format!(
                         "the handler takes {} argument(s), {} arrived",
                         $count,
                         arguments.len()
@@ -313,10 +469,10 @@ mod tests {
 
     #[test]
     fn handlers_read_tuples_and_refuse_wrong_arity() {
-        let args = Arguments(vec![
-            Payload::json(&"u").unwrap(),
-            Payload::json(&3).unwrap(),
-        ]);
+        let args = Arguments::new(
+            vec![Payload::json(&"u").unwrap(), Payload::json(&3).unwrap()],
+            HubProtocol::Json,
+        );
         let (user, n): (String, i32) = FromArguments::from_arguments(args.clone()).unwrap();
         assert_eq!((user.as_str(), n), ("u", 3));
         let err = <(String,)>::from_arguments(args.clone()).unwrap_err();

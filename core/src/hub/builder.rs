@@ -5,20 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use url::Url;
 
 use super::connection::HubConnection;
-use super::lifecycle::Behaviour;
 use super::retry::{DefaultRetryPolicy, RetryPolicy};
-use crate::connect::{AccessTokenFactory, ConnectOptions};
-use crate::error::{Error, Result};
-use crate::http::HttpOptions;
-use crate::protocol::keep_alive::{DEFAULT_KEEP_ALIVE_INTERVAL_MS, DEFAULT_SERVER_TIMEOUT_MS};
-use crate::protocol::transports::{TransportKind, TransportSet};
-use crate::protocol::{HubProtocol, DEFAULT_MAX_MESSAGE_SIZE};
-
-/// The default time the server has to answer the handshake (15 s, as the .NET client).
-pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+use crate::error::Result;
+use crate::maybe_send::{MaybeSend, MaybeSync};
+use crate::options::ConnectionOptions;
+use crate::protocol::transports::TransportKind;
+use crate::protocol::HubProtocol;
 
 /// Builds a [`HubConnection`].
 ///
@@ -36,22 +30,10 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 ///     .unwrap();
 /// assert_eq!(connection.state(), hublink::HubConnectionState::Disconnected);
 /// ```
-#[derive(Clone, Default)]
+#[must_use = "a builder does nothing until build() is called"]
+#[derive(Clone, Debug, Default)]
 pub struct HubConnectionBuilder {
-    url: Option<String>,
-    protocol: Option<HubProtocol>,
-    transports: Option<TransportSet>,
-    skip_negotiation: bool,
-    access_token_factory: Option<AccessTokenFactory>,
-    http: HttpOptions,
-    handshake_timeout: Option<Duration>,
-    server_timeout: Option<Duration>,
-    keep_alive_interval: Option<Duration>,
-    max_message_size: Option<usize>,
-    retry_policy: Option<Arc<dyn RetryPolicy>>,
-    retry_on_start: bool,
-    stateful_reconnect_buffer: Option<usize>,
-    log_message_content: bool,
+    options: ConnectionOptions,
 }
 
 impl HubConnectionBuilder {
@@ -62,13 +44,13 @@ impl HubConnectionBuilder {
 
     /// The hub URL (`http` or `https`).
     pub fn with_url(mut self, url: impl Into<String>) -> Self {
-        self.url = Some(url.into());
+        self.options.url = url.into();
         self
     }
 
     /// The hub protocol (JSON by default).
     pub fn with_protocol(mut self, protocol: HubProtocol) -> Self {
-        self.protocol = Some(protocol);
+        self.options.protocol = protocol;
         self
     }
 
@@ -79,71 +61,70 @@ impl HubConnectionBuilder {
 
     /// The transports the client may use, tried in the server's order (all by default).
     pub fn with_transports(mut self, transports: impl IntoIterator<Item = TransportKind>) -> Self {
-        self.transports = Some(transports.into_iter().collect());
+        self.options.transports = transports.into_iter().collect();
         self
     }
 
     /// Connects a WebSocket straight to the hub URL without negotiating (WebSockets only).
     pub fn skip_negotiation(mut self, skip: bool) -> Self {
-        self.skip_negotiation = skip;
+        self.options.skip_negotiation = skip;
         self
     }
 
-    /// Supplies the bearer token, called before every negotiate (so again on reconnect).
-    #[cfg(not(target_arch = "wasm32"))]
+    /// Supplies the bearer token, called before every negotiate (so again on reconnect) and
+    /// once more when a request is refused with 401, to retry it once with the new token.
     pub fn with_access_token_factory<F, Fut>(mut self, factory: F) -> Self
     where
-        F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = std::result::Result<Option<String>, String>> + Send + 'static,
+        F: Fn() -> Fut + MaybeSend + MaybeSync + 'static,
+        Fut: Future<Output = std::result::Result<Option<String>, String>> + MaybeSend + 'static,
     {
-        self.access_token_factory = Some(Arc::new(move || factory().boxed()));
+        #[cfg(not(target_arch = "wasm32"))]
+        let factory: crate::options::AccessTokenFactory = Arc::new(move || factory().boxed());
+        #[cfg(target_arch = "wasm32")]
+        let factory: crate::options::AccessTokenFactory = Arc::new(move || factory().boxed_local());
+        self.options.access_token_factory = Some(factory);
         self
     }
 
-    /// Supplies the bearer token, called before every negotiate (so again on reconnect).
-    #[cfg(target_arch = "wasm32")]
-    pub fn with_access_token_factory<F, Fut>(mut self, factory: F) -> Self
-    where
-        F: Fn() -> Fut + 'static,
-        Fut: Future<Output = std::result::Result<Option<String>, String>> + 'static,
-    {
-        self.access_token_factory = Some(Arc::new(move || factory().boxed_local()));
+    /// Sends a cookie (`name=value`, as in a `Set-Cookie` header) from the first request on.
+    pub fn with_cookie(mut self, cookie: impl Into<String>) -> Self {
+        self.options.cookies.push(cookie.into());
         self
     }
 
     /// Adds a header to every HTTP request and WebSocket upgrade; overrides hublink's own.
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.http.headers.push((name.into(), value.into()));
+        self.options.headers.push((name.into(), value.into()));
         self
     }
 
     /// The timeout of negotiate and send requests (100 s by default).
     pub fn with_http_timeout(mut self, timeout: Duration) -> Self {
-        self.http.timeout = timeout;
+        self.options.http_timeout = timeout;
         self
     }
 
     /// How long the server has to answer the handshake (15 s by default).
     pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.handshake_timeout = Some(timeout);
+        self.options.handshake_timeout = timeout;
         self
     }
 
     /// Closes the connection when nothing arrives for this long (30 s by default).
     pub fn with_server_timeout(mut self, timeout: Duration) -> Self {
-        self.server_timeout = Some(timeout);
+        self.options.server_timeout = timeout;
         self
     }
 
     /// Sends a Ping when nothing was sent for this long (15 s by default).
     pub fn with_keep_alive_interval(mut self, interval: Duration) -> Self {
-        self.keep_alive_interval = Some(interval);
+        self.options.keep_alive_interval = interval;
         self
     }
 
     /// The largest message accepted from the server (1 MiB by default).
     pub fn with_max_message_size(mut self, bytes: usize) -> Self {
-        self.max_message_size = Some(bytes);
+        self.options.max_message_size = bytes;
         self
     }
 
@@ -164,14 +145,14 @@ impl HubConnectionBuilder {
 
     /// Reconnects automatically as `policy` decides.
     pub fn with_retry_policy(mut self, policy: impl RetryPolicy + 'static) -> Self {
-        self.retry_policy = Some(Arc::new(policy));
+        self.options.retry_policy = Some(Arc::new(policy));
         self
     }
 
     /// Also retries the first `start()` under the retry policy (the official clients do
     /// not; users have asked for it since dotnet/aspnetcore#24957). Needs a retry policy.
     pub fn with_retry_on_start(mut self, retry: bool) -> Self {
-        self.retry_on_start = retry;
+        self.options.retry_on_start = retry;
         self
     }
 
@@ -187,7 +168,8 @@ impl HubConnectionBuilder {
 
     /// Stateful reconnect with a replay buffer of `bytes`.
     pub fn with_stateful_reconnect_buffer_size(mut self, bytes: usize) -> Self {
-        self.stateful_reconnect_buffer = Some(bytes);
+        self.options.stateful_reconnect = true;
+        self.options.stateful_reconnect_buffer_size = bytes;
         self
     }
 
@@ -195,52 +177,51 @@ impl HubConnectionBuilder {
     /// `logMessageContent`). Off by default: messages may hold private data. Tokens are never
     /// logged.
     pub fn with_message_content_logging(mut self, enabled: bool) -> Self {
-        self.log_message_content = enabled;
+        self.options.log_message_content = enabled;
         self
+    }
+
+    /// Also trusts the root certificate(s) in `pem`, next to the operating system's roots, for
+    /// every request and the WebSocket alike (not in the browser, where the browser does TLS).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn with_root_certificate_pem(mut self, pem: impl Into<String>) -> Self {
+        self.options.tls_root_certificates_pem.push(pem.into());
+        self
+    }
+
+    /// Presents this client certificate (`chain_pem`, leaf first) with its private key
+    /// (`key_pem`) when the server asks for one.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn with_client_certificate_pem(
+        mut self,
+        chain_pem: impl Into<String>,
+        key_pem: impl Into<String>,
+    ) -> Self {
+        self.options.tls_client_certificate_pem = Some((chain_pem.into(), key_pem.into()));
+        self
+    }
+
+    /// DANGEROUS: accepts any server certificate (expired, self-signed, for another host), so
+    /// anyone on the path can read and change the traffic, tokens included. For tests only.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn danger_accept_invalid_certs(mut self, accept: bool) -> Self {
+        self.options.danger_accept_invalid_certs = accept;
+        self
+    }
+
+    /// The options collected so far.
+    pub fn options(&self) -> &ConnectionOptions {
+        &self.options
     }
 
     /// Builds the connection (not started).
     pub fn build(self) -> Result<HubConnection> {
-        let url = self
-            .url
-            .ok_or_else(|| Error::InvalidArgument("The 'url' argument is required.".into()))?;
-        let url = Url::parse(&url)
-            .map_err(|e| Error::InvalidArgument(format!("Cannot resolve '{url}': {e}.")))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(Error::InvalidArgument(format!(
-                "The URL '{url}' must use http or https."
-            )));
-        }
-        let options = ConnectOptions {
-            url,
-            protocol: self.protocol.unwrap_or(HubProtocol::Json),
-            transports: self.transports.unwrap_or_default(),
-            skip_negotiation: self.skip_negotiation,
-            access_token_factory: self.access_token_factory,
-            http: self.http,
-            handshake_timeout: self.handshake_timeout.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT),
-            max_message_size: self.max_message_size.unwrap_or(DEFAULT_MAX_MESSAGE_SIZE),
-            log_message_content: self.log_message_content,
-        };
-        let millis =
-            |d: Option<Duration>, default: u64| d.map_or(default, |d| d.as_millis() as u64);
-        if self.retry_on_start && self.retry_policy.is_none() {
-            return Err(Error::InvalidArgument(
-                "with_retry_on_start needs a retry policy (with_automatic_reconnect).".into(),
-            ));
-        }
-        Ok(HubConnection::new(
-            options,
-            Behaviour {
-                keep_alive_interval_ms: millis(
-                    self.keep_alive_interval,
-                    DEFAULT_KEEP_ALIVE_INTERVAL_MS,
-                ),
-                server_timeout_ms: millis(self.server_timeout, DEFAULT_SERVER_TIMEOUT_MS),
-                retry_policy: self.retry_policy,
-                retry_on_start: self.retry_on_start,
-                stateful_reconnect_buffer: self.stateful_reconnect_buffer,
-            },
-        ))
+        HubConnection::new(self.options)
+    }
+}
+
+impl From<ConnectionOptions> for HubConnectionBuilder {
+    fn from(options: ConnectionOptions) -> Self {
+        HubConnectionBuilder { options }
     }
 }

@@ -1,4 +1,4 @@
-//! `HubConnection`: the handle users hold.
+//! `HubConnection`: the handle users hold, and the one surface every binding wraps.
 
 use std::fmt;
 use std::future::Future;
@@ -8,26 +8,30 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot};
+use url::Url;
 
-use super::arguments::{FromArguments, IntoArguments, UploadStream};
-use super::driver::Command;
-use super::handlers::{erase, HandlerId, HandlerOutput};
+use super::arguments::{IntoArguments, UploadStream};
+use super::driver::{send_message, Command, NOT_CONNECTED};
+use super::events::{ConnectionEvent, ConnectionEvents};
+use super::handlers::{erase, Handler, HandlerId, HandlerOutput};
 use super::lifecycle::{self, Behaviour, HubConnectionState, Shared};
-use super::stream::HubStream;
+use super::stream::{self, HubStream};
 use crate::connect::{without_query, ConnectOptions};
 use crate::error::{Error, Result};
+use crate::http::HttpOptions;
+use crate::maybe_send::{MaybeSend, MaybeSync};
+use crate::options::ConnectionOptions;
 use crate::protocol::hub_protocol::CallWriter;
+use crate::protocol::invocations::CONNECTION_CLOSED;
 use crate::protocol::transports::TransportKind;
 use crate::protocol::{
     Completion, CompletionOutcome, HubMessage, HubProtocol, Payload, StreamItem, Value,
 };
+use crate::reply::{Reply, ReplyFn};
 use crate::runtime;
-use crate::transport::BoxFuture;
 
 /// An upload stream with the stream id it was given.
 type Upload = (String, UploadStream);
-
-const NOT_CONNECTED: &str = "Cannot send data if the connection is not in the 'Connected' State.";
 
 /// A connection to a SignalR hub. Cheap to clone; all clones drive the same connection.
 ///
@@ -46,9 +50,57 @@ const NOT_CONNECTED: &str = "Cannot send data if the connection is not in the 'C
 /// connection.stop().await?;
 /// # Ok(()) }
 /// ```
+///
+/// # Calls are submitted when they are made
+///
+/// [`invoke`](Self::invoke), [`send`](Self::send) and [`stream`](Self::stream) hand their
+/// call to the connection before they return, as the official JavaScript client does: calls
+/// made one after another reach the server in that order, whether or not (and in whatever
+/// order) their futures are awaited. The returned future only waits for the outcome;
+/// dropping it does not take the call back.
+///
+/// # Dynamic calls (bindings, and Rust callers who learn names and types at run time)
+///
+/// Arguments may be a `Vec<Value>` (or `Vec<Argument>` with upload streams), results and
+/// stream items exact [`Value`]s, handlers [`Handler`] objects:
+///
+/// ```no_run
+/// # async fn demo(connection: hublink::HubConnection) -> hublink::Result<()> {
+/// use hublink::{ConnectionEvent, Value};
+///
+/// let sum = connection.invoke_value("Add", vec![Value::Int(1), Value::Int(2)]).await?;
+/// let mut counter = connection.stream_value("Counter", vec![Value::Int(100)])?;
+/// loop {
+///     let batch = counter.next_batch(64).await?;
+///     if batch.is_empty() {
+///         break; // the stream ended
+///     }
+///     println!("{} items", batch.len());
+/// }
+/// let mut events = connection.events();
+/// if let Some(ConnectionEvent::Closed { error }) = events.next().await {
+///     println!("closed: {error:?}");
+/// }
+/// # Ok(()) }
+/// ```
+///
+/// Every future of a connection may be awaited from any executor: outside a tokio runtime,
+/// the connection runs on the [`SharedRuntime`](crate::SharedRuntime).
 #[derive(Clone)]
 pub struct HubConnection {
     shared: Arc<Shared>,
+    /// Shared by the handles (clones) only, not by the connection's tasks: when the last
+    /// handle is dropped, a running connection is stopped in the background.
+    _handles: Arc<LastHandle>,
+}
+
+/// Stops the connection when the last [`HubConnection`] handle is dropped without `stop()`.
+struct LastHandle(Arc<Shared>);
+
+impl Drop for LastHandle {
+    fn drop(&mut self) {
+        lifecycle::stop_in_background(&self.0);
+    }
 }
 
 impl fmt::Debug for HubConnection {
@@ -61,10 +113,69 @@ impl fmt::Debug for HubConnection {
 }
 
 impl HubConnection {
-    pub(crate) fn new(options: ConnectOptions, behaviour: Behaviour) -> Self {
-        HubConnection {
-            shared: Arc::new(Shared::new(options, behaviour)),
+    /// A connection (not started) with these options.
+    pub fn new(options: ConnectionOptions) -> Result<Self> {
+        if options.url.is_empty() {
+            return Err(Error::invalid_argument("The 'url' argument is required."));
         }
+        let url = Url::parse(&options.url).map_err(|e| {
+            Error::invalid_argument(format!("Cannot resolve '{}': {e}.", options.url))
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(Error::invalid_argument(format!(
+                "The URL '{url}' must use http or https."
+            )));
+        }
+        #[cfg(not(feature = "messagepack"))]
+        if options.protocol == crate::HubProtocol::MessagePack {
+            return Err(Error::invalid_argument(
+                crate::protocol::msgpack::UNAVAILABLE,
+            ));
+        }
+        if options.retry_on_start && options.retry_policy.is_none() {
+            return Err(Error::invalid_argument(
+                "with_retry_on_start needs a retry policy (with_automatic_reconnect).",
+            ));
+        }
+        let millis = |d: std::time::Duration| d.as_millis().min(u128::from(u64::MAX)) as u64;
+        #[cfg_attr(target_arch = "wasm32", allow(unused_mut))]
+        let mut http = HttpOptions::new(options.headers, options.cookies, options.http_timeout)?
+            .with_credentials(options.with_credentials);
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            http.tls = crate::tls::TlsOptions {
+                root_certificates_pem: options.tls_root_certificates_pem,
+                client_certificate_pem: options.tls_client_certificate_pem,
+                danger_accept_invalid_certs: options.danger_accept_invalid_certs,
+            };
+            // Bad PEM is refused here, before any connection.
+            http.tls.client_config()?;
+        }
+        let connect = ConnectOptions {
+            url,
+            protocol: options.protocol,
+            transports: options.transports.iter().copied().collect(),
+            skip_negotiation: options.skip_negotiation,
+            access_token_factory: options.access_token_factory,
+            http,
+            handshake_timeout: options.handshake_timeout,
+            max_message_size: options.max_message_size,
+            log_message_content: options.log_message_content,
+        };
+        let behaviour = Behaviour {
+            keep_alive_interval_ms: millis(options.keep_alive_interval),
+            server_timeout_ms: millis(options.server_timeout),
+            retry_policy: options.retry_policy,
+            retry_on_start: options.retry_on_start,
+            stateful_reconnect_buffer: options
+                .stateful_reconnect
+                .then_some(options.stateful_reconnect_buffer_size),
+        };
+        let shared = Arc::new(Shared::new(connect, behaviour));
+        Ok(HubConnection {
+            _handles: Arc::new(LastHandle(shared.clone())),
+            shared,
+        })
     }
 
     fn run(&self) -> std::sync::MutexGuard<'_, super::lifecycle::Run> {
@@ -97,22 +208,17 @@ impl HubConnection {
     /// A failed start fires no close event and does not reconnect, as in the official clients,
     /// unless the builder asked to retry the first connect under the retry policy.
     pub async fn start(&self) -> Result<()> {
-        lifecycle::start(&self.shared).await
+        let shared = self.shared.clone();
+        runtime::in_runtime(async move { lifecycle::start(&shared).await }).await
     }
 
     /// Closes the connection: sends Close, stops the transport, fails pending calls, and
     /// fires the close event. Also ends a reconnect in progress. Does nothing when already
     /// disconnected.
     pub async fn stop(&self) -> Result<()> {
-        lifecycle::stop(&self.shared).await;
+        let shared = self.shared.clone();
+        runtime::in_runtime(async move { lifecycle::stop(&shared).await }).await;
         Ok(())
-    }
-
-    fn commands(&self) -> Result<mpsc::Sender<Command>> {
-        self.run()
-            .commands
-            .clone()
-            .ok_or_else(|| Error::InvalidState(NOT_CONNECTED.into()))
     }
 
     /// Writes the frame of an invocation (`ty` 1, with an id when `blocking`) or a stream
@@ -134,20 +240,13 @@ impl HubConnection {
         let id = blocking.then(|| self.shared.ids.next_number());
         let mut id_text = itoa::Buffer::new();
         let id_text = id.map(|id| id_text.format(id));
-        let stream_ids = Self::stream_ids(&uploads);
+        let stream_ids = (!uploads.is_empty())
+            .then(|| uploads.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>());
         let frame = call.finish(ty, id_text, method, stream_ids.as_deref());
         Ok((id, frame, uploads))
     }
 
-    fn stream_ids(uploads: &[Upload]) -> Option<Vec<String>> {
-        (!uploads.is_empty()).then(|| uploads.iter().map(|(id, _)| id.clone()).collect())
-    }
-
-    fn start_uploads(
-        &self,
-        commands: &mpsc::Sender<Command>,
-        uploads: Vec<(String, UploadStream)>,
-    ) {
+    fn start_uploads(&self, commands: mpsc::UnboundedSender<Command>, uploads: Vec<Upload>) {
         let protocol = self.protocol();
         for (id, stream) in uploads {
             let commands = commands.clone();
@@ -166,7 +265,7 @@ impl HubConnection {
                             break;
                         }
                     };
-                    if send_frame(&commands, protocol, &message).await.is_err() {
+                    if send_message(&commands, protocol, &message).await.is_err() {
                         return;
                     }
                 }
@@ -175,86 +274,119 @@ impl HubConnection {
                     outcome,
                     headers: vec![],
                 });
-                let _ = send_frame(&commands, protocol, &completion).await;
+                let _ = send_message(&commands, protocol, &completion).await;
             });
         }
     }
 
+    /// Submits an invocation whose Completion goes to `reply` (answered at once, here, when
+    /// the call cannot be submitted).
+    fn submit_invoke(
+        &self,
+        method: &str,
+        arguments: impl IntoArguments,
+        reply: Reply<Option<Payload>>,
+    ) {
+        match self.write_call(1, true, method, arguments) {
+            Ok((id, frame, uploads)) => {
+                let id = id.expect("a blocking invocation has an id");
+                let command = Command::Invoke { id, frame, reply };
+                if let Err(unsubmitted) = self.submit(command, uploads) {
+                    unsubmitted.answer();
+                }
+            }
+            Err(error) => reply.send(Err(error)),
+        }
+    }
+
+    /// Hands `command` to the connection's driver, then starts the call's upload streams
+    /// behind it (so their items follow the call on the same connection). When it cannot be
+    /// handed over, gives it back with the error, for its caller to be answered.
+    fn submit(
+        &self,
+        command: Command,
+        uploads: Vec<Upload>,
+    ) -> std::result::Result<(), Unsubmitted> {
+        let run = self.run();
+        let Some(commands) = run.commands.as_ref() else {
+            return Err(Unsubmitted(command, not_connected()));
+        };
+        if let Err(mpsc::error::SendError(command)) = commands.send(command) {
+            return Err(Unsubmitted(command, not_connected()));
+        }
+        if !uploads.is_empty() {
+            let commands = commands.clone();
+            drop(run);
+            self.start_uploads(commands, uploads);
+        }
+        Ok(())
+    }
+
     /// Invokes a hub method and waits for its result. Use `()` as `T` for a void method.
+    ///
+    /// The call is submitted before this returns (see the [type's documentation](Self)).
     ///
     /// ```no_run
     /// # async fn demo(connection: hublink::HubConnection) -> hublink::Result<()> {
     /// let sum: i32 = connection.invoke("Add", (1, 2)).await?;
     /// # Ok(()) }
     /// ```
-    pub async fn invoke<T: DeserializeOwned>(
+    pub fn invoke<T: DeserializeOwned>(
         &self,
         method: &str,
         arguments: impl IntoArguments,
-    ) -> Result<T> {
-        let payload = self.invoke_payload(method, arguments).await?;
-        match payload {
-            Some(payload) => payload.deserialize(),
-            None => Payload::Value(Value::Null).deserialize(),
+    ) -> impl Future<Output = Result<T>> + MaybeSend + 'static {
+        let outcome = self.invoke_payload(method, arguments);
+        let method = method.to_owned();
+        async move {
+            match outcome.await? {
+                Some(payload) => payload.deserialize(),
+                None => Payload::Value(Value::Null).deserialize(),
+            }
+            .map_err(|e| Error::invalid_argument(format!("the result of '{method}': {e}")))
         }
-        .map_err(|e| Error::InvalidArgument(format!("the result of '{method}': {e}")))
+    }
+
+    /// Invokes a hub method and waits for its result as a dynamic value, exactly (binary,
+    /// timestamps, 64-bit integers, extensions); [`Value::Null`] for a void method.
+    pub fn invoke_value(
+        &self,
+        method: &str,
+        arguments: impl IntoArguments,
+    ) -> impl Future<Output = Result<Value>> + MaybeSend + 'static {
+        let outcome = self.invoke_payload(method, arguments);
+        async move { payload_value(outcome.await?) }
     }
 
     /// Invokes a hub method and returns its raw result (`None` for a void method).
-    pub async fn invoke_payload(
+    pub fn invoke_payload(
         &self,
         method: &str,
         arguments: impl IntoArguments,
-    ) -> Result<Option<Payload>> {
-        let (id, frame, uploads) = self.write_call(1, true, method, arguments)?;
-        let id = id.expect("a blocking invocation has an id");
-        let (reply, result) = oneshot::channel();
-        if let Some(wait) = self.submit_call(Command::Invoke { id, frame, reply }, uploads)? {
-            wait.await?;
-        }
-        result.await.map_err(connection_closed)?
+    ) -> impl Future<Output = Result<Option<Payload>>> + MaybeSend + 'static {
+        let (reply, outcome) = oneshot::channel();
+        self.submit_invoke(method, arguments, reply.into());
+        async move { outcome.await.map_err(|_| connection_closed())? }
     }
 
-    /// Hands a call's command to the driver, then starts its upload streams through the same
-    /// channel (so they reach the same connection as the call). What has to wait comes back
-    /// as a boxed future: it is rare, and inline it would make every call's future larger
-    /// (and moving it, as `FuturesUnordered` or `join_all` do, slower).
-    fn submit_call(
+    /// Invokes a hub method and calls `then` with its result as a dynamic value, instead of
+    /// returning a future: for bindings that complete futures of their own. `then` runs once:
+    /// on the calling thread when the call cannot be submitted, otherwise on the
+    /// connection's task (so it must be quick and must not block).
+    pub fn invoke_then(
         &self,
-        command: Command,
-        uploads: Vec<Upload>,
-    ) -> Result<Option<BoxFuture<'_, Result<()>>>> {
-        if !uploads.is_empty() {
-            let commands = self.commands()?;
-            return Ok(Some(Box::pin(async move {
-                commands.send(command).await.map_err(not_connected)?;
-                self.start_uploads(&commands, uploads);
-                Ok(())
-            })));
-        }
-        Ok(self.try_submit(command)?.map(|(commands, command)| {
-            let wait: BoxFuture<'_, Result<()>> =
-                Box::pin(async move { commands.send(command).await.map_err(not_connected) });
-            wait
-        }))
+        method: &str,
+        arguments: impl IntoArguments,
+        then: impl FnOnce(Result<Value>) + MaybeSend + MaybeSync + 'static,
+    ) {
+        let reply: ReplyFn<Option<Payload>> =
+            Box::new(move |outcome| then(outcome.and_then(payload_value)));
+        self.submit_invoke(method, arguments, Reply::callback(reply));
     }
 
-    /// Puts a command straight into the driver's channel when it has room (the usual case,
-    /// without cloning the sender from behind the lock); otherwise gives it back with a sender
-    /// to wait on.
-    fn try_submit(&self, command: Command) -> Result<Option<(mpsc::Sender<Command>, Command)>> {
-        let run = self.run();
-        let commands = run.commands.as_ref().ok_or_else(|| not_connected(()))?;
-        match commands.try_send(command) {
-            Ok(()) => Ok(None),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(not_connected(())),
-            Err(mpsc::error::TrySendError::Full(command)) => Ok(Some((commands.clone(), command))),
-        }
-    }
-
-    /// Invokes a hub method without waiting for it to run (fire-and-forget). Resolves once
-    /// the invocation is written to the transport (with stateful reconnect: once it is kept
-    /// for replay).
+    /// Invokes a hub method without waiting for it to run (fire-and-forget). The call is
+    /// submitted before this returns; the future resolves once the invocation is written to
+    /// the transport (with stateful reconnect: once it is kept for replay).
     ///
     /// SignalR acknowledges nothing for a send: without stateful reconnect, a send written
     /// just before the connection drops can be lost with no error for it (the connection's
@@ -262,49 +394,88 @@ impl HubConnection {
     /// completion confirms the call, or
     /// [`with_stateful_reconnect`](crate::HubConnectionBuilder::with_stateful_reconnect), which
     /// replays what the server has not acknowledged, when every message must arrive.
-    pub async fn send(&self, method: &str, arguments: impl IntoArguments) -> Result<()> {
-        let (_, frame, uploads) = self.write_call(1, false, method, arguments)?;
+    pub fn send(
+        &self,
+        method: &str,
+        arguments: impl IntoArguments,
+    ) -> impl Future<Output = Result<()>> + MaybeSend + 'static {
         let (written, done) = oneshot::channel();
-        let send = Command::Send {
+        self.submit_send(method, arguments, written.into());
+        async move { done.await.map_err(|_| connection_closed())? }
+    }
+
+    /// [`send`](Self::send), calling `then` once the invocation is written (or failed)
+    /// instead of returning a future; `then` runs as in [`invoke_then`](Self::invoke_then).
+    pub fn send_then(
+        &self,
+        method: &str,
+        arguments: impl IntoArguments,
+        then: impl FnOnce(Result<()>) + MaybeSend + MaybeSync + 'static,
+    ) {
+        self.submit_send(method, arguments, Reply::callback(Box::new(then)));
+    }
+
+    fn submit_send(&self, method: &str, arguments: impl IntoArguments, written: Reply<()>) {
+        let (frame, uploads) = match self.write_call(1, false, method, arguments) {
+            Ok((_, frame, uploads)) => (frame, uploads),
+            Err(error) => return written.send(Err(error)),
+        };
+        let command = Command::Send {
             frame,
             written: Some(written),
         };
-        if let Some(wait) = self.submit_call(send, uploads)? {
-            wait.await?;
+        if let Err(unsubmitted) = self.submit(command, uploads) {
+            unsubmitted.answer();
         }
-        done.await.map_err(connection_closed)?
     }
 
-    /// Starts a server-to-client stream. Dropping the returned stream cancels it.
+    /// Starts a server-to-client stream (submitted before this returns). Dropping the
+    /// returned stream cancels it.
     ///
     /// ```no_run
     /// # async fn demo(connection: hublink::HubConnection) -> hublink::Result<()> {
     /// use futures_util::StreamExt;
-    /// let mut counter = connection.stream::<i32>("Counter", (10,)).await?;
+    /// let mut counter = connection.stream::<i32>("Counter", (10,))?;
     /// while let Some(n) = counter.next().await {
     ///     println!("{}", n?);
     /// }
     /// # Ok(()) }
     /// ```
-    pub async fn stream<T: DeserializeOwned>(
+    pub fn stream<T: DeserializeOwned>(
         &self,
         method: &str,
         arguments: impl IntoArguments,
     ) -> Result<HubStream<T>> {
-        let commands = self.commands()?;
+        self.start_stream(method, arguments, stream::deserialize::<T>)
+    }
+
+    /// Starts a server-to-client stream of dynamic values, received exactly.
+    pub fn stream_value(
+        &self,
+        method: &str,
+        arguments: impl IntoArguments,
+    ) -> Result<HubStream<Value>> {
+        self.start_stream(method, arguments, stream::to_value)
+    }
+
+    fn start_stream<T>(
+        &self,
+        method: &str,
+        arguments: impl IntoArguments,
+        decode: stream::Decode<T>,
+    ) -> Result<HubStream<T>> {
         let (id, frame, uploads) = self.write_call(4, true, method, arguments)?;
         let id = id.expect("a stream invocation has an id").to_string();
         let (items_tx, items_rx) = mpsc::unbounded_channel();
-        commands
-            .send(Command::Stream {
-                id: id.clone(),
-                frame,
-                items: items_tx,
-            })
-            .await
-            .map_err(not_connected)?;
-        self.start_uploads(&commands, uploads);
-        Ok(HubStream::new(id, items_rx, commands))
+        let commands = self.run().commands.clone().ok_or_else(not_connected)?;
+        let command = Command::Stream {
+            id: id.clone(),
+            frame,
+            items: items_tx,
+        };
+        self.submit(command, uploads)
+            .map_err(|Unsubmitted(_, error)| error)?;
+        Ok(HubStream::new(id, items_rx, commands, decode))
     }
 
     /// Registers a handler for a method the server calls. Method names match
@@ -317,27 +488,26 @@ impl HubConnection {
     /// connection.on("GetNumber", |(): ()| async { Ok::<_, String>(42) });
     /// # }
     /// ```
-    #[cfg(not(target_arch = "wasm32"))]
     pub fn on<A, F, Fut, O>(&self, method: &str, handler: F) -> HandlerId
     where
-        A: FromArguments + 'static,
-        F: Fn(A) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = O> + Send + 'static,
+        A: super::arguments::FromArguments + 'static,
+        F: Fn(A) -> Fut + MaybeSend + MaybeSync + 'static,
+        Fut: Future<Output = O> + MaybeSend + 'static,
         O: HandlerOutput + 'static,
     {
         self.shared.handlers.add(method, erase(handler))
     }
 
-    /// Registers a handler for a method the server calls (see the native documentation).
-    #[cfg(target_arch = "wasm32")]
-    pub fn on<A, F, Fut, O>(&self, method: &str, handler: F) -> HandlerId
-    where
-        A: FromArguments + 'static,
-        F: Fn(A) -> Fut + 'static,
-        Fut: Future<Output = O> + 'static,
-        O: HandlerOutput + 'static,
-    {
-        self.shared.handlers.add(method, erase(handler))
+    /// Registers a handler object for a method the server calls (names match
+    /// case-insensitively); several may serve one method.
+    pub fn add_handler(&self, method: &str, handler: Arc<dyn Handler>) -> HandlerId {
+        self.shared.handlers.add(method, handler)
+    }
+
+    /// The handlers of `method`, in registration order (for bindings that find theirs by
+    /// identity, through [`std::any::Any`]).
+    pub fn handlers(&self, method: &str) -> Vec<(HandlerId, Arc<dyn Handler>)> {
+        self.shared.handlers.of(method)
     }
 
     /// Removes every handler of `method`.
@@ -345,77 +515,90 @@ impl HubConnection {
         self.shared.handlers.remove_all(method);
     }
 
-    /// Removes one handler.
-    pub fn remove_handler(&self, method: &str, id: HandlerId) {
-        self.shared.handlers.remove(method, id);
+    /// Removes one handler; whether it was registered.
+    pub fn remove_handler(&self, id: HandlerId) -> bool {
+        self.shared.handlers.remove(id)
+    }
+
+    /// Registers a listener for every event of the connection ([`ConnectionEvent`]). It runs
+    /// on the connection's task: it must be quick and must not block.
+    pub fn on_event(&self, listener: impl Fn(&ConnectionEvent) + MaybeSend + MaybeSync + 'static) {
+        self.shared.events.listen(Arc::new(listener));
+    }
+
+    /// The connection's events from now on, as a stream to pull from.
+    pub fn events(&self) -> ConnectionEvents {
+        self.shared.events.stream()
     }
 
     /// Registers a callback for the end of the connection, with the error that ended it
     /// (`None` after `stop()` or a clean server close).
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn on_close(&self, callback: impl Fn(Option<Error>) + Send + Sync + 'static) {
-        lifecycle::subscribe(&self.shared.events.close, Arc::new(callback));
+    pub fn on_close(&self, callback: impl Fn(Option<Error>) + MaybeSend + MaybeSync + 'static) {
+        self.on_event(move |event| {
+            if let ConnectionEvent::Closed { error } = event {
+                callback(error.clone());
+            }
+        });
     }
 
     /// Registers a callback for the start of an automatic reconnect, with the error that
     /// broke the connection.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn on_reconnecting(&self, callback: impl Fn(Option<Error>) + Send + Sync + 'static) {
-        lifecycle::subscribe(&self.shared.events.reconnecting, Arc::new(callback));
+    pub fn on_reconnecting(
+        &self,
+        callback: impl Fn(Option<Error>) + MaybeSend + MaybeSync + 'static,
+    ) {
+        self.on_event(move |event| {
+            if let ConnectionEvent::Reconnecting { error } = event {
+                callback(error.clone());
+            }
+        });
     }
 
     /// Registers a callback for a successful automatic reconnect, with the new connection id
     /// (`None` when negotiation is skipped).
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn on_reconnected(&self, callback: impl Fn(Option<String>) + Send + Sync + 'static) {
-        lifecycle::subscribe(&self.shared.events.reconnected, Arc::new(callback));
-    }
-
-    /// Registers a callback for the end of the connection.
-    #[cfg(target_arch = "wasm32")]
-    pub fn on_close(&self, callback: impl Fn(Option<Error>) + 'static) {
-        lifecycle::subscribe(&self.shared.events.close, Arc::new(callback));
-    }
-
-    /// Registers a callback for the start of an automatic reconnect.
-    #[cfg(target_arch = "wasm32")]
-    pub fn on_reconnecting(&self, callback: impl Fn(Option<Error>) + 'static) {
-        lifecycle::subscribe(&self.shared.events.reconnecting, Arc::new(callback));
-    }
-
-    /// Registers a callback for a successful automatic reconnect.
-    #[cfg(target_arch = "wasm32")]
-    pub fn on_reconnected(&self, callback: impl Fn(Option<String>) + 'static) {
-        lifecycle::subscribe(&self.shared.events.reconnected, Arc::new(callback));
+    pub fn on_reconnected(
+        &self,
+        callback: impl Fn(Option<String>) + MaybeSend + MaybeSync + 'static,
+    ) {
+        self.on_event(move |event| {
+            if let ConnectionEvent::Reconnected { connection_id } = event {
+                callback(connection_id.clone());
+            }
+        });
     }
 }
 
-pub(crate) async fn send_frame(
-    commands: &mpsc::Sender<Command>,
-    protocol: HubProtocol,
-    message: &HubMessage,
-) -> Result<()> {
-    let mut out = Vec::with_capacity(64);
-    protocol
-        .write_message(message, &mut out)
-        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-    let (written, done) = oneshot::channel();
-    commands
-        .send(Command::Send {
-            frame: out.into(),
-            written: Some(written),
-        })
-        .await
-        .map_err(not_connected)?;
-    done.await.map_err(connection_closed)?
+/// A command that could not be handed to the driver, with why.
+struct Unsubmitted(Command, Error);
+
+impl Unsubmitted {
+    /// Answers the command's caller with the error.
+    fn answer(self) {
+        let Unsubmitted(command, error) = self;
+        match command {
+            Command::Invoke { reply, .. } => reply.send(Err(error)),
+            Command::Send {
+                written: Some(written),
+                ..
+            } => written.send(Err(error)),
+            _ => {}
+        }
+    }
+}
+
+fn payload_value(payload: Option<Payload>) -> Result<Value> {
+    match payload {
+        Some(payload) => payload.to_value().map_err(Error::from),
+        None => Ok(Value::Null),
+    }
 }
 
 /// A command the driver no longer takes: the connection is not running.
-fn not_connected<T>(_: T) -> Error {
-    Error::InvalidState(NOT_CONNECTED.into())
+fn not_connected() -> Error {
+    Error::invalid_state(NOT_CONNECTED)
 }
 
 /// A reply the driver dropped: the connection ended before answering.
-fn connection_closed<T>(_: T) -> Error {
-    Error::ConnectionClosed(crate::protocol::invocations::CONNECTION_CLOSED.into())
+fn connection_closed() -> Error {
+    Error::connection_closed(CONNECTION_CLOSED)
 }

@@ -18,6 +18,7 @@ use crate::protocol::transports::TransportKind;
 use crate::protocol::{
     CancelInvocation, Close, HubMessage, HubProtocol, Invocation, MessageDecoder, Payload,
 };
+use crate::reply::Reply;
 use crate::runtime;
 use crate::transport::{
     self, BoxFuture, ConnectRequest, LinkReceiver, LinkSender, OutgoingFrame, TransportEvent,
@@ -75,7 +76,7 @@ struct Queued {
     kind: FrameKind,
 }
 
-pub(crate) type InvokeReply = oneshot::Sender<Result<Option<Payload>>>;
+pub(crate) type InvokeReply = Reply<Option<Payload>>;
 pub(crate) type StreamItems = mpsc::UnboundedSender<Result<Payload>>;
 
 /// What callers ask of a running connection.
@@ -83,7 +84,7 @@ pub(crate) enum Command {
     /// Write a frame; `written` completes once it is on the wire.
     Send {
         frame: Bytes,
-        written: Option<oneshot::Sender<Result<()>>>,
+        written: Option<Reply<()>>,
     },
     /// Write an invocation and route its Completion to `reply`.
     Invoke {
@@ -119,7 +120,7 @@ pub(crate) struct Driver {
     decoder: MessageDecoder,
     pending: PendingCalls<InvokeReply, StreamItems>,
     keep_alive: KeepAlive,
-    commands: mpsc::Receiver<Command>,
+    commands: mpsc::UnboundedReceiver<Command>,
     invocations: mpsc::UnboundedSender<Invocation>,
     queue: VecDeque<Queued>,
     stopping: Option<u64>,
@@ -141,7 +142,7 @@ impl Driver {
     pub(crate) fn new(
         link: TransportLink,
         decoder: MessageDecoder,
-        commands: mpsc::Receiver<Command>,
+        commands: mpsc::UnboundedReceiver<Command>,
         invocations: mpsc::UnboundedSender<Invocation>,
         settings: DriverSettings,
     ) -> Self {
@@ -187,7 +188,7 @@ impl Driver {
     }
 
     /// Queues a frame of a sequenced message (types 1–5).
-    fn enqueue(&mut self, data: Bytes, written: Option<oneshot::Sender<Result<()>>>) {
+    fn enqueue(&mut self, data: Bytes, written: Option<Reply<()>>) {
         self.queued_sequenced_bytes += data.len();
         self.queue.push_back(Queued {
             frame: OutgoingFrame { data, written },
@@ -213,8 +214,9 @@ impl Driver {
             // The official clients ping right after the handshake.
             self.enqueue_control(&HubMessage::Ping);
         }
-        // Messages that came with the handshake answer.
-        let mut ended = self.drain_decoder();
+        // Messages that came with the handshake answer: the rest of its transport message,
+        // which must hold whole messages too.
+        let mut ended = self.drain_transport_message();
         while ended.is_none() {
             ended = self.step().await;
         }
@@ -283,7 +285,7 @@ impl Driver {
                         Some(TransportEvent::Message(bytes)) => {
                             trace_frame(self.log_message_content, "received", &bytes);
                             self.decoder.push_bytes(bytes);
-                            if let Some(ended) = self.drain_decoder() {
+                            if let Some(ended) = self.drain_transport_message() {
                                 return Some(ended);
                             }
                         }
@@ -303,7 +305,6 @@ impl Driver {
                         None => break,
                     }
                 }
-                self.keep_alive.on_received(runtime::now_ms());
                 None
             },
             command = self.commands.recv(), if can_take_commands => match command {
@@ -480,7 +481,7 @@ impl Driver {
                 None
             }
             KeepAliveAction::ServerTimeout => Some(Ended {
-                error: Some(Error::ConnectionClosed(SERVER_TIMEOUT_ELAPSED.into())),
+                error: Some(Error::timeout(SERVER_TIMEOUT_ELAPSED)),
                 allow_reconnect: true,
             }),
         }
@@ -550,6 +551,30 @@ impl Driver {
         true
     }
 
+    /// Decodes a whole transport message (a WebSocket message, an SSE event, a poll's body):
+    /// as in the official clients it must hold whole hub messages, so bytes left over at its
+    /// end fail the connection at once ("Message is incomplete.", "Cannot read message
+    /// size.", "Incomplete message.") instead of waiting for more that would only extend
+    /// them. Only a transport message decoded whole counts as activity for the server
+    /// timeout, so bytes that never make a message cannot keep a dead connection alive.
+    fn drain_transport_message(&mut self) -> Option<Ended> {
+        let had_bytes = self.decoder.buffered() > 0;
+        if let Some(ended) = self.drain_decoder() {
+            return Some(ended);
+        }
+        if let Err(e) = self.decoder.finish() {
+            warn!(error = %e, "the server sent an incomplete message");
+            return Some(Ended {
+                error: Some(Error::from(e)),
+                allow_reconnect: true,
+            });
+        }
+        if had_bytes {
+            self.keep_alive.on_received(runtime::now_ms());
+        }
+        None
+    }
+
     fn drain_decoder(&mut self) -> Option<Ended> {
         loop {
             match self.decoder.next_message() {
@@ -571,7 +596,7 @@ impl Driver {
                             Inbound::Ignore => continue,
                             Inbound::Fail(text) => {
                                 return Some(Ended {
-                                    error: Some(Error::ConnectionClosed(text)),
+                                    error: Some(Error::connection_closed(text)),
                                     allow_reconnect: true,
                                 })
                             }
@@ -585,7 +610,7 @@ impl Driver {
                 Err(e) => {
                     warn!(error = %e, "the server sent an invalid message");
                     return Some(Ended {
-                        error: Some(Error::Protocol(e)),
+                        error: Some(Error::from(e)),
                         allow_reconnect: true,
                     });
                 }
@@ -604,17 +629,17 @@ impl Driver {
                     let _ = items.send(Ok(payload));
                 }
                 Delivery::InvokeFinished(reply, outcome) => {
-                    let _ = reply.send(outcome.map_err(Error::Hub));
+                    reply.send(outcome.map_err(Error::hub));
                 }
                 Delivery::StreamFinished(..) | Delivery::Unknown => {}
             },
             HubMessage::Completion(completion) => match self.pending.complete(completion) {
                 Delivery::InvokeFinished(reply, outcome) => {
-                    let _ = reply.send(outcome.map_err(Error::Hub));
+                    reply.send(outcome.map_err(Error::hub));
                 }
                 Delivery::StreamFinished(items, outcome) => {
                     if let Err(e) = outcome {
-                        let _ = items.send(Err(Error::Hub(e)));
+                        let _ = items.send(Err(Error::hub(e)));
                     }
                 }
                 Delivery::StreamItem(..) | Delivery::Unknown => {}
@@ -623,7 +648,7 @@ impl Driver {
                 debug!(error = ?close.error, "the server closed the connection");
                 return Some(Ended {
                     error: close.error.map(|e| {
-                        Error::ConnectionClosed(format!("Server returned an error on close: {e}"))
+                        Error::connection_closed(format!("Server returned an error on close: {e}"))
                     }),
                     allow_reconnect: close.allow_reconnect == Some(true),
                 });
@@ -640,17 +665,17 @@ impl Driver {
         let error = ended
             .error
             .clone()
-            .unwrap_or_else(|| Error::ConnectionClosed(CONNECTION_CLOSED.into()));
+            .unwrap_or_else(|| Error::connection_closed(CONNECTION_CLOSED));
         let (invokes, streams) = self.pending.drain();
         for reply in invokes {
-            let _ = reply.send(Err(error.clone()));
+            reply.send(Err(error.clone()));
         }
         for items in streams {
             let _ = items.send(Err(error.clone()));
         }
         for queued in self.queue.drain(..) {
             if let Some(written) = queued.frame.written {
-                let _ = written.send(Err(error.clone()));
+                written.send(Err(error.clone()));
             }
         }
         // After close(), recv() still yields what senders already had a slot for, and ends
@@ -661,10 +686,10 @@ impl Driver {
                 Command::Send {
                     written: Some(w), ..
                 } => {
-                    let _ = w.send(Err(error.clone()));
+                    w.send(Err(error.clone()));
                 }
                 Command::Invoke { reply, .. } => {
-                    let _ = reply.send(Err(error.clone()));
+                    reply.send(Err(error.clone()));
                 }
                 Command::Stream { items, .. } => {
                     let _ = items.send(Err(error.clone()));
@@ -684,7 +709,7 @@ fn record_for_replay(replay: &mut Option<ReplayBuffer>, queued: Queued) -> Outgo
     if let (Some(replay), FrameKind::Sequenced) = (replay.as_mut(), queued.kind) {
         replay.record(frame.data.clone());
         if let Some(written) = frame.written.take() {
-            let _ = written.send(Ok(()));
+            written.send(Ok(()));
         }
     }
     frame
@@ -722,3 +747,29 @@ async fn some_or_pending<F: std::future::Future + Unpin>(future: Option<&mut F>)
         None => std::future::pending().await,
     }
 }
+
+/// Sends a message the caller built (an upload's item or end, a client result) and waits
+/// until it is written.
+pub(crate) async fn send_message(
+    commands: &mpsc::UnboundedSender<Command>,
+    protocol: HubProtocol,
+    message: &HubMessage,
+) -> Result<()> {
+    let mut out = Vec::with_capacity(64);
+    protocol
+        .write_message(message, &mut out)
+        .map_err(|e| Error::invalid_argument(e.to_string()))?;
+    let (written, done) = oneshot::channel();
+    commands
+        .send(Command::Send {
+            frame: out.into(),
+            written: Some(written.into()),
+        })
+        .map_err(|_| Error::invalid_state(NOT_CONNECTED))?;
+    done.await
+        .map_err(|_| Error::connection_closed(CONNECTION_CLOSED))?
+}
+
+/// The official text for a call on a connection that is not running.
+pub(crate) const NOT_CONNECTED: &str =
+    "Cannot send data if the connection is not in the 'Connected' State.";

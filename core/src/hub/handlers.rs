@@ -1,9 +1,11 @@
 //! Client methods the server can call: registration, and running them for one invocation
 //! with the official client's rules for client results.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -11,8 +13,8 @@ use futures_util::FutureExt;
 use serde::Serialize;
 
 use super::arguments::{Arguments, FromArguments};
+use crate::maybe_send::{BoxFuture, MaybeSend, MaybeSync};
 use crate::protocol::{CompletionOutcome, HubProtocol, Payload};
-use crate::transport::BoxFuture;
 
 /// The official text when a client result was expected but no handler gave one.
 pub const NO_RESULT: &str = "Client didn't provide a result.";
@@ -78,63 +80,106 @@ impl HandlerOutput for HandlerOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct HandlerId(u64);
 
-#[cfg(not(target_arch = "wasm32"))]
-pub(crate) type HandlerFn =
-    Arc<dyn Fn(Arguments, HubProtocol) -> BoxFuture<'static, HandlerOutcome> + Send + Sync>;
-#[cfg(target_arch = "wasm32")]
-pub(crate) type HandlerFn =
-    Arc<dyn Fn(Arguments, HubProtocol) -> BoxFuture<'static, HandlerOutcome>>;
+impl HandlerId {
+    /// The id as a number (unique within its connection), for bindings.
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
 
-/// Wraps a typed async handler into the form the registry stores.
-#[cfg(not(target_arch = "wasm32"))]
-pub(crate) fn erase<A, F, Fut, O>(handler: F) -> HandlerFn
+    /// The id a number from [`as_u64`](Self::as_u64) stands for.
+    pub fn from_u64(id: u64) -> Self {
+        HandlerId(id)
+    }
+}
+
+/// A client method the server can call, as an object: what bindings register for their
+/// languages' callables, and what [`HubConnection::on`](crate::HubConnection::on) makes of a
+/// closure.
+///
+/// A handler may finish at once (return a ready future) or later. What it returns answers
+/// the server when the server awaits a client result ([`HandlerOutcome::NoResult`] answers
+/// nothing; then the official "Client didn't provide a result." goes back). Several handlers
+/// may serve one method; they run one after another, each awaited, in registration order.
+///
+/// ```
+/// use hublink::{Arguments, BoxFuture, Handler, HandlerOutcome, Payload, Value};
+///
+/// /// Answers every call with the number of arguments it got.
+/// struct CountArguments;
+///
+/// impl Handler for CountArguments {
+///     fn call(&self, arguments: Arguments) -> BoxFuture<'static, HandlerOutcome> {
+///         let count = Value::from_u64(arguments.len() as u64);
+///         Box::pin(async move { HandlerOutcome::Result(Payload::Value(count)) })
+///     }
+/// }
+/// ```
+pub trait Handler: MaybeSend + MaybeSync + Any {
+    /// Runs the handler for one invocation of its method.
+    fn call(&self, arguments: Arguments) -> BoxFuture<'static, HandlerOutcome>;
+}
+
+/// A typed closure as a [`Handler`].
+struct ClosureHandler<A, F> {
+    handler: F,
+    arguments: PhantomData<fn(A)>,
+}
+
+impl<A, F, Fut, O> Handler for ClosureHandler<A, F>
 where
     A: FromArguments + 'static,
-    F: Fn(A) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = O> + Send + 'static,
+    F: Fn(A) -> Fut + MaybeSend + MaybeSync + 'static,
+    Fut: Future<Output = O> + MaybeSend + 'static,
     O: HandlerOutput + 'static,
 {
-    Arc::new(
-        move |arguments, protocol| match A::from_arguments(arguments) {
-            Ok(args) => handler(args)
-                .map(move |out| out.into_outcome(protocol))
-                .boxed(),
-            Err(e) => futures_util::future::ready(HandlerOutcome::Failed(e.to_string())).boxed(),
-        },
-    )
+    fn call(&self, arguments: Arguments) -> BoxFuture<'static, HandlerOutcome> {
+        let protocol = arguments.protocol;
+        match A::from_arguments(arguments) {
+            Ok(args) => boxed((self.handler)(args).map(move |out| out.into_outcome(protocol))),
+            Err(e) => boxed(futures_util::future::ready(HandlerOutcome::Failed(
+                e.to_string(),
+            ))),
+        }
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn boxed<F: Future + Send + 'static>(future: F) -> BoxFuture<'static, F::Output> {
+    future.boxed()
+}
+
+#[cfg(target_arch = "wasm32")]
+fn boxed<F: Future + 'static>(future: F) -> BoxFuture<'static, F::Output> {
+    future.boxed_local()
 }
 
 /// Wraps a typed async handler into the form the registry stores.
-#[cfg(target_arch = "wasm32")]
-pub(crate) fn erase<A, F, Fut, O>(handler: F) -> HandlerFn
+pub(crate) fn erase<A, F, Fut, O>(handler: F) -> Arc<dyn Handler>
 where
     A: FromArguments + 'static,
-    F: Fn(A) -> Fut + 'static,
-    Fut: Future<Output = O> + 'static,
+    F: Fn(A) -> Fut + MaybeSend + MaybeSync + 'static,
+    Fut: Future<Output = O> + MaybeSend + 'static,
     O: HandlerOutput + 'static,
 {
-    Arc::new(
-        move |arguments, protocol| match A::from_arguments(arguments) {
-            Ok(args) => handler(args)
-                .map(move |out| out.into_outcome(protocol))
-                .boxed_local(),
-            Err(e) => {
-                futures_util::future::ready(HandlerOutcome::Failed(e.to_string())).boxed_local()
-            }
-        },
-    )
+    Arc::new(ClosureHandler {
+        handler,
+        arguments: PhantomData,
+    })
 }
+
+/// The handlers of one method, in registration order.
+type MethodHandlers = Vec<(HandlerId, Arc<dyn Handler>)>;
 
 /// The registered client methods, by lower-cased name (the official clients match method
 /// names case-insensitively).
 #[derive(Default)]
 pub(crate) struct Handlers {
-    methods: RwLock<HashMap<String, Vec<(HandlerId, HandlerFn)>>>,
+    methods: RwLock<HashMap<String, MethodHandlers>>,
     next_id: AtomicU64,
 }
 
 impl Handlers {
-    pub(crate) fn add(&self, method: &str, handler: HandlerFn) -> HandlerId {
+    pub(crate) fn add(&self, method: &str, handler: Arc<dyn Handler>) -> HandlerId {
         let id = HandlerId(self.next_id.fetch_add(1, Ordering::Relaxed));
         self.methods
             .write()
@@ -152,23 +197,31 @@ impl Handlers {
             .remove(&method.to_lowercase());
     }
 
-    pub(crate) fn remove(&self, method: &str, id: HandlerId) {
+    /// Removes the handler `id`; whether it was registered.
+    pub(crate) fn remove(&self, id: HandlerId) -> bool {
         let mut methods = self.methods.write().expect("handler lock");
-        let key = method.to_lowercase();
-        if let Some(list) = methods.get_mut(&key) {
-            list.retain(|(h, _)| *h != id);
-            if list.is_empty() {
-                methods.remove(&key);
-            }
+        let Some(key) = methods
+            .iter()
+            .find(|(_, list)| list.iter().any(|(h, _)| *h == id))
+            .map(|(key, _)| key.clone())
+        else {
+            return false;
+        };
+        let list = methods.get_mut(&key).expect("the method found");
+        list.retain(|(h, _)| *h != id);
+        if list.is_empty() {
+            methods.remove(&key);
         }
+        true
     }
 
-    fn snapshot(&self, method: &str) -> Vec<HandlerFn> {
+    /// The handlers of `method`, in registration order.
+    pub(crate) fn of(&self, method: &str) -> MethodHandlers {
         self.methods
             .read()
             .expect("handler lock")
             .get(&method.to_lowercase())
-            .map(|list| list.iter().map(|(_, h)| h.clone()).collect())
+            .cloned()
             .unwrap_or_default()
     }
 
@@ -179,10 +232,9 @@ impl Handlers {
         &self,
         method: &str,
         arguments: Arguments,
-        protocol: HubProtocol,
         expects_result: bool,
     ) -> Option<CompletionOutcome> {
-        let handlers = self.snapshot(method);
+        let handlers = self.of(method);
         if handlers.is_empty() {
             tracing::warn!("No client method with the name '{method}' found.");
             return expects_result.then(|| CompletionOutcome::Error(NO_RESULT.into()));
@@ -190,9 +242,9 @@ impl Handlers {
         let mut result: Option<Payload> = None;
         let mut failure: Option<String> = None;
         let mut multiple = false;
-        for handler in handlers {
+        for (_, handler) in handlers {
             let previous = result.take();
-            match handler(arguments.clone(), protocol).await {
+            match handler.call(arguments.clone()).await {
                 HandlerOutcome::NoResult => failure = None,
                 HandlerOutcome::Result(payload) => {
                     if expects_result && previous.is_some() {
@@ -240,7 +292,11 @@ mod tests {
         tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap()
-            .block_on(handlers.dispatch("Method", Arguments(vec![]), HubProtocol::Json, expects))
+            .block_on(handlers.dispatch(
+                "Method",
+                Arguments::new(vec![], HubProtocol::Json),
+                expects,
+            ))
     }
 
     fn text(outcome: Option<CompletionOutcome>) -> String {
@@ -300,7 +356,8 @@ mod tests {
         let h = Handlers::default();
         let id = h.add("Method", none());
         assert_eq!(text(run(&h, true)), format!("error {NO_RESULT}"));
-        h.remove("Method", id);
+        assert!(h.remove(id));
+        assert!(!h.remove(id), "removed once");
         h.add("Method", ok(4));
         assert_eq!(text(run(&h, true)), "result 4");
         h.remove_all("METHOD");

@@ -7,7 +7,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn, Instrument, Span};
 
 use super::arguments::Arguments;
-use super::driver::{Command, Driver, DriverSettings, StatefulLink};
+use super::driver::{send_message, Command, Driver, DriverSettings, StatefulLink};
+use super::events::{ConnectionEvent, Events};
 use super::handlers::Handlers;
 use super::retry::{RetryContext, RetryPolicy};
 use crate::connect::{establish, ConnectOptions, Established};
@@ -40,31 +41,6 @@ impl std::fmt::Display for HubConnectionState {
     }
 }
 
-#[cfg(not(target_arch = "wasm32"))]
-pub(crate) type Callback<T> = Arc<dyn Fn(T) + Send + Sync>;
-#[cfg(target_arch = "wasm32")]
-pub(crate) type Callback<T> = Arc<dyn Fn(T)>;
-
-/// The connection's event callbacks.
-#[derive(Default)]
-pub(crate) struct Events {
-    pub close: Mutex<Vec<Callback<Option<Error>>>>,
-    pub reconnecting: Mutex<Vec<Callback<Option<Error>>>>,
-    pub reconnected: Mutex<Vec<Callback<Option<String>>>>,
-}
-
-/// Adds a callback to one of the connection's event lists.
-pub(crate) fn subscribe<T>(callbacks: &Mutex<Vec<Callback<T>>>, callback: Callback<T>) {
-    callbacks.lock().expect("callbacks lock").push(callback);
-}
-
-fn fire<T: Clone>(callbacks: &Mutex<Vec<Callback<T>>>, value: T) {
-    let callbacks = callbacks.lock().expect("callbacks lock").clone();
-    for callback in callbacks {
-        callback(value.clone());
-    }
-}
-
 /// What the builder decided beyond how to connect.
 pub(crate) struct Behaviour {
     pub keep_alive_interval_ms: u64,
@@ -89,7 +65,7 @@ pub(crate) struct Run {
     pub state: HubConnectionState,
     pub connection_id: Option<String>,
     pub transport: Option<TransportKind>,
-    pub commands: Option<mpsc::Sender<Command>>,
+    pub commands: Option<mpsc::UnboundedSender<Command>>,
     stopped: Vec<oneshot::Sender<()>>,
 }
 
@@ -134,8 +110,8 @@ pub(crate) async fn start(shared: &Arc<Shared>) -> Result<()> {
     {
         let mut run = shared.run();
         if run.state != HubConnectionState::Disconnected {
-            return Err(Error::InvalidState(
-                "Cannot start a HubConnection that is not in the 'Disconnected' state.".into(),
+            return Err(Error::invalid_state(
+                "Cannot start a HubConnection that is not in the 'Disconnected' state.",
             ));
         }
         run.state = HubConnectionState::Connecting;
@@ -173,7 +149,7 @@ pub(crate) async fn start(shared: &Arc<Shared>) -> Result<()> {
 }
 
 fn stopped_error() -> Error {
-    Error::ConnectionClosed(STOPPED_DURING_NEGOTIATION.into())
+    Error::cancelled(STOPPED_DURING_NEGOTIATION)
 }
 
 /// `HubConnection::stop`.
@@ -187,16 +163,30 @@ pub(crate) async fn stop(shared: &Arc<Shared>) {
         run.state = HubConnectionState::Disconnecting;
         shared.stop_requested.send_replace(true);
         if let Some(commands) = &run.commands {
-            if let Err(mpsc::error::TrySendError::Full(stop)) = commands.try_send(Command::Stop) {
-                let commands = commands.clone();
-                runtime::spawn(async move {
-                    let _ = commands.send(stop).await;
-                });
-            }
+            let _ = commands.send(Command::Stop);
         }
         run.stopped.push(stopped_tx);
     }
     let _ = stopped_rx.await;
+}
+
+/// Every handle was dropped without `stop()`: stops the connection as `stop()` would (Close
+/// message, transport stopped, pending calls failed, close event), without waiting for it.
+/// Also ends a start or a reconnect in progress.
+pub(crate) fn stop_in_background(shared: &Arc<Shared>) {
+    let mut run = shared.run();
+    if matches!(
+        run.state,
+        HubConnectionState::Disconnected | HubConnectionState::Disconnecting
+    ) {
+        return;
+    }
+    tracing::debug!("every handle was dropped: stopping the connection");
+    run.state = HubConnectionState::Disconnecting;
+    shared.stop_requested.send_replace(true);
+    if let Some(commands) = &run.commands {
+        let _ = commands.send(Command::Stop);
+    }
 }
 
 /// Negotiates, connects and handshakes, unless `stop()` comes first.
@@ -204,7 +194,7 @@ async fn connect(shared: &Arc<Shared>) -> Result<Established> {
     if shared.stopping() {
         return Err(stopped_error());
     }
-    let http = HttpClient::new(&shared.options.http)?;
+    let http = HttpClient::new(&shared.options.http, &shared.options.url)?;
     tokio::select! {
         established = establish(&shared.options, &http, shared.behaviour.stateful_reconnect_buffer.is_some()) => established,
         _ = shared.stop_signal() => Err(stopped_error()),
@@ -214,7 +204,7 @@ async fn connect(shared: &Arc<Shared>) -> Result<Established> {
 /// Turns an established connection into a running driver and marks the connection Connected;
 /// `None` when `stop()` came in the meantime.
 fn activate(shared: &Arc<Shared>, established: Established, span: &Span) -> Option<Driver> {
-    let (commands_tx, commands_rx) = mpsc::channel(256);
+    let (commands_tx, commands_rx) = mpsc::unbounded_channel();
     let (invocations_tx, invocations_rx) = mpsc::unbounded_channel();
     let keep_alive = if established.transport.has_inherent_keep_alive() {
         KeepAlive::inherent()
@@ -280,7 +270,9 @@ async fn supervise(shared: Arc<Shared>, mut driver: Driver) {
                         Some(next) => {
                             let id = shared.run().connection_id.clone();
                             info!("reconnected");
-                            fire(&shared.events.reconnected, id);
+                            shared
+                                .events
+                                .fire(ConnectionEvent::Reconnected { connection_id: id });
                             driver = next;
                             continue;
                         }
@@ -308,7 +300,7 @@ async fn retry(
     let mut count = 0u64;
     let mut reason = cause
         .clone()
-        .unwrap_or_else(|| Error::ConnectionClosed("The server closed the connection.".into()));
+        .unwrap_or_else(|| Error::connection_closed("The server closed the connection."));
     let next = |count: u64, reason: &Error| {
         policy.next_retry_delay(&RetryContext {
             previous_retry_count: count,
@@ -328,7 +320,9 @@ async fn retry(
             run.state = HubConnectionState::Reconnecting;
         }
         warn!(error = %reason, "connection lost; reconnecting");
-        fire(&shared.events.reconnecting, cause);
+        shared
+            .events
+            .fire(ConnectionEvent::Reconnecting { error: cause });
     }
     loop {
         tokio::select! {
@@ -366,7 +360,7 @@ fn finish(shared: &Arc<Shared>, error: Option<Error>, fire_close: bool) {
             Some(error) => info!(%error, "connection closed"),
             None => info!("connection closed"),
         }
-        fire(&shared.events.close, error);
+        shared.events.fire(ConnectionEvent::Closed { error });
     }
     for s in stopped {
         let _ = s.send(());
@@ -378,7 +372,7 @@ fn finish(shared: &Arc<Shared>, error: Option<Error>, fire_close: bool) {
 async fn dispatch_invocations(
     shared: Arc<Shared>,
     mut invocations: mpsc::UnboundedReceiver<Invocation>,
-    commands: mpsc::WeakSender<Command>,
+    commands: mpsc::WeakUnboundedSender<Command>,
 ) {
     let protocol = shared.options.protocol;
     while let Some(invocation) = invocations.recv().await {
@@ -387,8 +381,7 @@ async fn dispatch_invocations(
             .handlers
             .dispatch(
                 &invocation.target,
-                Arguments(invocation.arguments),
-                protocol,
+                Arguments::new(invocation.arguments, protocol),
                 expects_result,
             )
             .await;
@@ -401,7 +394,7 @@ async fn dispatch_invocations(
                 outcome,
                 headers: vec![],
             });
-            if let Err(e) = super::connection::send_frame(&commands, protocol, &completion).await {
+            if let Err(e) = send_message(&commands, protocol, &completion).await {
                 warn!(error = %e, "could not send a client result");
             }
         }

@@ -4,6 +4,7 @@ pub mod arguments;
 pub mod builder;
 pub mod connection;
 mod driver;
+pub mod events;
 pub mod handlers;
 pub mod lifecycle;
 pub mod retry;

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::error::Error;
+use crate::maybe_send::{MaybeSend, MaybeSync};
 
 /// What a retry policy knows when it decides on the next attempt.
 #[derive(Debug, Clone)]
@@ -29,7 +30,7 @@ pub struct RetryContext {
 ///     }
 /// }
 /// ```
-pub trait RetryPolicy: Send + Sync {
+pub trait RetryPolicy: MaybeSend + MaybeSync {
     /// The delay before the next attempt, or `None` to give up.
     fn next_retry_delay(&self, context: &RetryContext) -> Option<Duration>;
 }
@@ -72,7 +73,7 @@ mod tests {
         RetryContext {
             previous_retry_count: count,
             elapsed: Duration::ZERO,
-            retry_reason: Error::Transport("lost".into()),
+            retry_reason: Error::transport("lost"),
         }
     }
 

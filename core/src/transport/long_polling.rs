@@ -17,10 +17,14 @@ use reqwest::{Method, StatusCode};
 use tokio::sync::mpsc;
 use url::Url;
 
-use super::send_queue::{http_status_error, run_send_queue, Flag, PostTarget, QueueEnd};
+use super::send_queue::{
+    http_status_error, read_body, refusal, run_send_queue, Body, Flag, PostTarget, QueueEnd,
+};
 use super::*;
+use crate::access_token::is_unauthorized_response;
 use crate::error::Error;
-use crate::http::describe_reqwest_error;
+use crate::error::ErrorKind;
+use crate::http::{describe_reqwest_error, reqwest_failure};
 
 /// The timeout of one poll (the official 100 000 ms, independent of the HTTP timeout).
 pub(crate) const POLL_TIMEOUT: Duration = Duration::from_secs(100);
@@ -75,43 +79,69 @@ enum Poll {
 struct Poller {
     http: HttpClient,
     url: Url,
-    access_token: Option<String>,
+    access_token: AccessToken,
+    /// The connection's maximum message size: bodies are capped near it.
+    max_message_size: usize,
 }
 
 impl Poller {
     async fn poll(&self) -> Result<Poll> {
-        let request = self
-            .http
-            .request(
-                Method::GET,
-                &poll_url(&self.url),
-                self.access_token.as_deref(),
+        let response = self
+            .access_token
+            .authorized(
+                ErrorKind::Transport,
+                |token| {
+                    self.http
+                        .request(Method::GET, &poll_url(&self.url), token.as_deref())
+                        .timeout(POLL_TIMEOUT)
+                        .send()
+                },
+                is_unauthorized_response,
             )
-            .timeout(POLL_TIMEOUT);
-        let response = match request.send().await {
+            .await?;
+        let response = match response {
             Ok(response) => response,
             Err(error) if error.is_timeout() => return Ok(Poll::TimedOut),
-            Err(error) => return Err(Error::Transport(describe_reqwest_error(error))),
+            Err(error) => return Err(reqwest_failure(error, ErrorKind::Transport, str::to_owned)),
         };
         match response.status() {
-            StatusCode::OK => match response.bytes().await {
-                Ok(body) if body.is_empty() => Ok(Poll::Empty),
-                Ok(body) => Ok(Poll::Data(body)),
-                Err(error) if error.is_timeout() => Ok(Poll::TimedOut),
-                Err(error) => Err(Error::Transport(describe_reqwest_error(error))),
-            },
+            StatusCode::OK => {
+                let limit = transport_message_limit(self.max_message_size);
+                match read_body(response, limit).await {
+                    Ok(Body::Whole(body)) if body.is_empty() => Ok(Poll::Empty),
+                    Ok(Body::Whole(body)) => Ok(Poll::Data(body)),
+                    Ok(Body::TooLarge(size)) => {
+                        Err(transport_message_too_large(size, self.max_message_size))
+                    }
+                    Err(error) if error.is_timeout() => Ok(Poll::TimedOut),
+                    Err(error) => Err(reqwest_failure(error, ErrorKind::Transport, str::to_owned)),
+                }
+            }
             StatusCode::NO_CONTENT => Ok(Poll::Closed),
-            status => Err(Error::Transport(http_status_error(status))),
+            _ => Err(refusal(response).await),
         }
     }
 
     /// `DELETE <connect url>`; the server may already have forgotten the connection (404).
     async fn delete(&self) {
-        let request = self
-            .http
-            .request(Method::DELETE, &self.url, self.access_token.as_deref())
-            .timeout(self.http.timeout);
-        match request.send().await {
+        let response = self
+            .access_token
+            .authorized(
+                ErrorKind::Transport,
+                |token| {
+                    self.http
+                        .request(Method::DELETE, &self.url, token.as_deref())
+                        .timeout(self.http.timeout)
+                        .send()
+                },
+                is_unauthorized_response,
+            )
+            .await;
+        let Ok(response) = response else {
+            tracing::debug!("DELETE not sent: the access token factory failed");
+            return;
+        };
+        match response {
             Ok(response) if response.status() == StatusCode::NOT_FOUND => {
                 tracing::trace!("A 404 response was returned from sending a DELETE request.");
             }
@@ -121,18 +151,19 @@ impl Poller {
             }
             Ok(_) => tracing::trace!("DELETE request accepted."),
             Err(error) => {
-                tracing::debug!(error = %describe_reqwest_error(error), "DELETE failed");
+                tracing::debug!(error = %describe_reqwest_error(&error.without_url()), "DELETE failed");
             }
         }
     }
 }
 
 async fn connect(request: ConnectRequest) -> Result<TransportLink> {
-    let token = request.access_token.filter(|token| !token.is_empty());
+    let token = request.access_token;
     let poller = Poller {
         http: request.http.clone(),
         url: request.url.clone(),
         access_token: token.clone(),
+        max_message_size: request.max_message_size,
     };
 
     // The first poll only finishes setting up the connection on the server.
@@ -142,13 +173,15 @@ async fn connect(request: ConnectRequest) -> Result<TransportLink> {
         // The official client fails here too: its HTTP client throws on a timeout, and a 2xx
         // other than 200 closes the transport at once.
         Poll::TimedOut => {
-            return Err(Error::Transport(format!(
+            return Err(Error::transport(format!(
                 "The first poll got no answer within {} s.",
                 POLL_TIMEOUT.as_secs()
             )));
         }
         Poll::Closed => {
-            return Err(Error::Transport(http_status_error(StatusCode::NO_CONTENT)));
+            return Err(
+                Error::transport(http_status_error(StatusCode::NO_CONTENT)).with_status(204)
+            );
         }
     };
     tracing::debug!("Long Polling connected");
@@ -358,19 +391,18 @@ mod tests {
         let mut peer = connect_to(&http_client(&[]), &hub, TransferFormat::Text).await;
         assert_eq!(
             peer.closed().await,
-            Some(Error::Transport(
-                "Service Unavailable: Status code '503'".into()
-            ))
+            Some(Error::transport("Service Unavailable: Status code '503'").with_status(503))
         );
 
-        // A transport dropped by the server: the next poll answers 500.
+        // A transport dropped by the server: the next poll answers 500 with a text, which
+        // the error carries as the official `HttpError` does.
         let hub = format!("{}/testhub?faults=drop_after_messages:1", server.base_url());
         let mut peer = json_peer(&hub).await;
         assert_eq!(
             peer.closed().await,
-            Some(Error::Transport(
-                "Internal Server Error: Status code '500'".into()
-            ))
+            Some(
+                Error::transport("The connection was aborted.: Status code '500'").with_status(500)
+            )
         );
     }
 
@@ -388,9 +420,10 @@ mod tests {
         .await
         .err()
         .expect("connect fails");
+        // The server's text, as in the official client.
         assert_eq!(
             error,
-            Error::Transport("Not Found: Status code '404'".into())
+            Error::transport("No Connection with that ID: Status code '404'").with_status(404)
         );
     }
 
@@ -469,7 +502,7 @@ mod tests {
         .expect("no token, no poll");
         assert_eq!(
             error,
-            Error::Transport("Unauthorized: Status code '401'".into())
+            Error::transport("Unauthorized: Status code '401'").with_status(401)
         );
 
         let mut peer = Peer::connect(

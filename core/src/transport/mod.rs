@@ -9,13 +9,14 @@
 //! Dropping the link's sender stops the transport gracefully (WebSocket close 1000, Long
 //! Polling DELETE); the transport then reports [`TransportEvent::Closed`] and ends.
 
+use crate::reply::Reply;
 use bytes::Bytes;
-use tokio::sync::oneshot;
 use url::Url;
 
+use crate::access_token::AccessToken;
 use crate::error::Result;
 use crate::http::HttpClient;
-use crate::protocol::transports::{TransferFormat, TransportKind};
+use crate::protocol::transports::{TransferFormat, TransportKind, TransportSet};
 
 pub(crate) use link::{LinkReceiver, LinkSender, TransportGone};
 
@@ -25,10 +26,7 @@ pub(crate) const OUTGOING_CAPACITY: usize = 64;
 /// How many received messages may wait for the hub driver before the transport stops reading.
 pub(crate) const INCOMING_CAPACITY: usize = 64;
 
-#[cfg(not(target_arch = "wasm32"))]
-pub(crate) type BoxFuture<'a, T> = futures_util::future::BoxFuture<'a, T>;
-#[cfg(target_arch = "wasm32")]
-pub(crate) type BoxFuture<'a, T> = futures_util::future::LocalBoxFuture<'a, T>;
+pub(crate) use crate::maybe_send::BoxFuture;
 
 /// Everything a transport needs to connect.
 #[derive(Clone)]
@@ -37,10 +35,36 @@ pub(crate) struct ConnectRequest {
     pub url: Url,
     /// Text for JSON, binary for MessagePack.
     pub format: TransferFormat,
-    /// The bearer token of this connection attempt, if any.
-    pub access_token: Option<String>,
+    /// The bearer token of this connection attempt (renewed on a 401 when a factory made it).
+    pub access_token: AccessToken,
     /// The connection's HTTP client (cookies, headers, user agent, timeouts).
     pub http: HttpClient,
+    /// The largest hub message accepted; transport messages are capped at
+    /// [`transport_message_limit`] of it.
+    pub max_message_size: usize,
+}
+
+/// Room a transport message has beyond one message of the maximum size: servers write what
+/// is queued as one transport message (a WebSocket message, an SSE event, a poll's body), so a
+/// message at the limit may come with others, plus their framing.
+pub(crate) const TRANSPORT_MESSAGE_SLACK: usize = 64 * 1024;
+
+/// The largest transport message read for a connection whose maximum message size is
+/// `max_message_size`: twice that plus [`TRANSPORT_MESSAGE_SLACK`]. Larger ones fail the
+/// connection with `MessageTooLarge` once that many bytes arrived, without reading the rest;
+/// smaller ones reach the decoder, which checks each message against the maximum itself.
+pub(crate) fn transport_message_limit(max_message_size: usize) -> usize {
+    max_message_size
+        .saturating_mul(2)
+        .saturating_add(TRANSPORT_MESSAGE_SLACK)
+}
+
+/// The error of a transport message above [`transport_message_limit`]: `size` bytes (so far).
+pub(crate) fn transport_message_too_large(size: usize, max_message_size: usize) -> crate::Error {
+    crate::Error::from(crate::protocol::ProtocolError::MessageTooLarge {
+        size,
+        max: max_message_size,
+    })
 }
 
 /// One frame for the transport to send.
@@ -49,7 +73,7 @@ pub(crate) struct OutgoingFrame {
     /// The bytes (for text transports, UTF-8 text).
     pub data: Bytes,
     /// Completed once the frame is written, or with the error that stopped it.
-    pub written: Option<oneshot::Sender<Result<()>>>,
+    pub written: Option<Reply<()>>,
 }
 
 /// What a running transport reports.
@@ -72,7 +96,7 @@ pub(crate) struct TransportLink {
     pub incoming: LinkReceiver,
 }
 
-/// A transport implementation: the native ones here, a browser one in the wasm binding.
+/// A transport implementation: WebSockets (native or the browser's), SSE and Long Polling.
 pub(crate) trait Transport: Send + Sync {
     /// Which transport this is.
     fn kind(&self) -> TransportKind;
@@ -88,7 +112,7 @@ pub(crate) fn builtin(kind: TransportKind) -> Option<Box<dyn Transport>> {
         #[cfg(not(target_arch = "wasm32"))]
         TransportKind::WebSockets => Some(Box::new(websocket::WebSocketTransport)),
         #[cfg(target_arch = "wasm32")]
-        TransportKind::WebSockets => None,
+        TransportKind::WebSockets => Some(Box::new(browser_websocket::BrowserWebSocketTransport)),
         TransportKind::ServerSentEvents => {
             Some(Box::new(server_sent_events::ServerSentEventsTransport))
         }
@@ -96,9 +120,22 @@ pub(crate) fn builtin(kind: TransportKind) -> Option<Box<dyn Transport>> {
     }
 }
 
+/// The transports this platform implements: all three, natively and in the browser.
+pub(crate) fn available() -> TransportSet {
+    let kinds: Vec<_> = TransportSet::all()
+        .iter()
+        .filter(|kind| builtin(*kind).is_some())
+        .collect();
+    TransportSet::from_kinds(&kinds)
+}
+
+#[cfg(target_arch = "wasm32")]
+mod browser_websocket;
+mod event_stream;
 mod link;
 pub(crate) mod long_polling;
 mod send_queue;
 pub(crate) mod server_sent_events;
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) mod websocket;
+mod websocket_texts;

@@ -10,8 +10,10 @@ use tokio::sync::{mpsc, watch};
 use url::Url;
 
 use super::OutgoingFrame;
+use crate::access_token::{is_unauthorized_response, AccessToken};
+use crate::error::ErrorKind;
 use crate::error::{Error, Result};
-use crate::http::describe_reqwest_error;
+use crate::http::reqwest_failure;
 use crate::http::HttpClient;
 
 /// The official text for sends that were still waiting when the transport stopped.
@@ -55,6 +57,68 @@ pub(crate) fn http_status_error(status: StatusCode) -> String {
     )
 }
 
+/// A body read up to a limit.
+pub(crate) enum Body {
+    Whole(Bytes),
+    /// Longer than the limit: this many bytes had arrived when reading stopped.
+    TooLarge(usize),
+}
+
+/// Reads `response`'s body chunk by chunk, stopping as soon as it is longer than `limit`.
+pub(crate) async fn read_body(response: reqwest::Response, limit: usize) -> reqwest::Result<Body> {
+    use futures_util::StreamExt;
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit as u64)
+    {
+        return Ok(Body::TooLarge(
+            response.content_length().unwrap_or_default() as usize,
+        ));
+    }
+    let mut chunks = response.bytes_stream();
+    let mut body = bytes::BytesMut::new();
+    let mut only: Option<Bytes> = None;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
+        let size = body.len() + only.as_ref().map_or(0, Bytes::len) + chunk.len();
+        if size > limit {
+            return Ok(Body::TooLarge(size));
+        }
+        // The usual body is one chunk: kept as it is, without a copy.
+        match only.take() {
+            None if body.is_empty() => only = Some(chunk),
+            first => {
+                if let Some(first) = first {
+                    body.extend_from_slice(&first);
+                }
+                body.extend_from_slice(&chunk);
+            }
+        }
+    }
+    Ok(Body::Whole(only.unwrap_or_else(|| body.freeze())))
+}
+
+/// How much of a refusal's body becomes its error text.
+const MAX_ERROR_BODY: usize = 1024;
+
+/// The error of a refused request, as the official `HttpError`: the answer's text (ASP.NET
+/// Core answers an unknown connection with 404 "No Connection with that ID"), or the status's
+/// reason when there is none, then `: Status code '<code>'`. At most [`MAX_ERROR_BODY`] bytes
+/// of the answer are read.
+pub(crate) async fn refusal(response: reqwest::Response) -> Error {
+    let status = response.status();
+    let body = match read_body(response, MAX_ERROR_BODY).await {
+        Ok(Body::Whole(body)) => String::from_utf8_lossy(&body).trim().to_owned(),
+        _ => String::new(),
+    };
+    let text = if body.is_empty() {
+        http_status_error(status)
+    } else {
+        format!("{body}: Status code '{}'", status.as_u16())
+    };
+    Error::transport(text).with_status(status.as_u16())
+}
+
 /// Sends `builder`'s request with `headers` set over whatever the user's headers said (the
 /// transport's `Accept` and `Content-Type` are protocol, not preference).
 pub(crate) async fn send_with_headers(
@@ -76,29 +140,38 @@ pub(crate) struct PostTarget {
     pub http: HttpClient,
     /// The connect URL (no `access_token` query: the token travels in the header).
     pub url: Url,
-    pub access_token: Option<String>,
+    pub access_token: AccessToken,
     pub content_type: &'static str,
 }
 
 impl PostTarget {
     /// One POST; success is a 2xx answer, like the official HTTP clients.
     async fn post(&self, body: Bytes) -> Result<()> {
-        let builder = self
-            .http
-            .request(Method::POST, &self.url, self.access_token.as_deref())
-            .timeout(self.http.timeout)
-            .body(body);
-        let response = send_with_headers(builder, &[(CONTENT_TYPE, self.content_type)])
-            .await
-            .map_err(|e| Error::Transport(describe_reqwest_error(e)))?;
+        let response = self
+            .access_token
+            .authorized(
+                ErrorKind::Transport,
+                |token| {
+                    let builder = self
+                        .http
+                        .request(Method::POST, &self.url, token.as_deref())
+                        .timeout(self.http.timeout)
+                        .body(body.clone());
+                    let content_type = self.content_type;
+                    async move { send_with_headers(builder, &[(CONTENT_TYPE, content_type)]).await }
+                },
+                is_unauthorized_response,
+            )
+            .await?
+            .map_err(|e| reqwest_failure(e, ErrorKind::Transport, str::to_owned))?;
         let status = response.status();
-        // Read the (small) answer so the connection can be reused.
-        let _ = response.bytes().await;
         if status.is_success() {
+            // Read the (small, bounded) answer so the connection can be reused.
+            let _ = read_body(response, MAX_ERROR_BODY).await;
             Ok(())
         } else {
             tracing::debug!(status = status.as_u16(), "send POST refused");
-            Err(Error::Transport(http_status_error(status)))
+            Err(refusal(response).await)
         }
     }
 }
@@ -161,26 +234,26 @@ pub(crate) async fn run_send_queue(
         };
         let result = tokio::select! {
             biased;
-            _ = closed.wait() => Err(Error::Transport(CONNECTION_STOPPED.into())),
+            _ = closed.wait() => Err(Error::transport(CONNECTION_STOPPED)),
             result = target.post(body) => result,
         };
         for frame in batch {
             if let Some(written) = frame.written {
-                let _ = written.send(result.clone());
+                written.send(result.clone());
             }
         }
     }
     // The transport closed: fail what waits, and make further sends fail at once.
-    let stopped = || Err(Error::Transport(CONNECTION_STOPPED.into()));
+    let stopped = || Err(Error::transport(CONNECTION_STOPPED));
     if let Some(frame) = carried {
         if let Some(written) = frame.written {
-            let _ = written.send(stopped());
+            written.send(stopped());
         }
     }
     frames.close();
     while let Some(frame) = frames.recv().await {
         if let Some(written) = frame.written {
-            let _ = written.send(stopped());
+            written.send(stopped());
         }
     }
     QueueEnd::TransportClosed
@@ -292,14 +365,14 @@ pub(crate) mod testing {
     }
 
     pub(crate) fn http_client(headers: &[(&str, &str)]) -> HttpClient {
-        HttpClient::new(&HttpOptions {
-            headers: headers
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect(),
-            ..HttpOptions::default()
-        })
-        .expect("an HTTP client")
+        let headers = headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        let options = HttpOptions::new(headers, Vec::new(), crate::DEFAULT_HTTP_TIMEOUT)
+            .expect("valid headers");
+        let url = Url::parse("http://127.0.0.1/").expect("a URL");
+        HttpClient::new(&options, &url).expect("an HTTP client")
     }
 
     /// POSTs `<hub>/negotiate?negotiateVersion=1` with `http` (so its cookies land in the jar)
@@ -344,8 +417,9 @@ pub(crate) mod testing {
             let request = ConnectRequest {
                 url,
                 format,
-                access_token: token.map(str::to_owned),
+                access_token: crate::access_token::AccessToken::fixed(token.map(str::to_owned)),
                 http: http.clone(),
+                max_message_size: crate::protocol::DEFAULT_MAX_MESSAGE_SIZE,
             };
             let link = tokio::time::timeout(WAIT, transport.connect(request))
                 .await
@@ -367,7 +441,7 @@ pub(crate) mod testing {
                 .outgoing
                 .send(OutgoingFrame {
                     data: data.into(),
-                    written: Some(written),
+                    written: Some(written.into()),
                 })
                 .await
                 .expect("the transport takes frames");

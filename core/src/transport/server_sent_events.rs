@@ -11,17 +11,18 @@
 //! `Closed(None)`; the server ending the stream, or a broken stream, reports `Closed(Some(..))`
 //! (an event stream has no clean end; the official client treats it as an error too).
 
-use bytes::Bytes;
-use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use reqwest::header::{ACCEPT, CACHE_CONTROL};
 use reqwest::{Method, StatusCode};
 use tokio::sync::mpsc;
 
+use super::event_stream::EventStreamParser;
 use super::send_queue::{run_send_queue, send_with_headers, Flag, PostTarget, QueueEnd};
 use super::*;
+use crate::access_token::is_unauthorized_response;
 use crate::error::Error;
-use crate::http::describe_reqwest_error;
+use crate::error::ErrorKind;
+use crate::http::{describe_reqwest_error, reqwest_failure};
 use crate::protocol::negotiate::with_access_token_query;
 
 /// The official error for a Binary connect.
@@ -45,40 +46,47 @@ impl Transport for ServerSentEventsTransport {
 }
 
 fn failed_to_connect(cause: &str) -> Error {
-    Error::Transport(format!("{FAILED_TO_CONNECT} ({cause})"))
+    Error::transport(format!("{FAILED_TO_CONNECT} ({cause})"))
 }
 
 async fn connect(request: ConnectRequest) -> Result<TransportLink> {
     if request.format != TransferFormat::Text {
-        return Err(Error::Transport(TEXT_ONLY.into()));
+        return Err(Error::transport(TEXT_ONLY));
     }
-    let token = request
-        .access_token
-        .as_deref()
-        .filter(|token| !token.is_empty());
-    let get_url = match token {
-        Some(token) => with_access_token_query(&request.url, token),
-        None => request.url.clone(),
-    };
-    let builder = request.http.request(Method::GET, &get_url, token);
-    let open = send_with_headers(
-        builder,
-        &[(ACCEPT, "text/event-stream"), (CACHE_CONTROL, "no-cache")],
+    let token = request.access_token.clone();
+    let open = token.authorized(
+        ErrorKind::Transport,
+        |token| {
+            let get_url = match token.as_deref() {
+                Some(token) => with_access_token_query(&request.url, token),
+                None => request.url.clone(),
+            };
+            let builder = request
+                .http
+                .request(Method::GET, &get_url, token.as_deref());
+            send_with_headers(
+                builder,
+                &[(ACCEPT, "text/event-stream"), (CACHE_CONTROL, "no-cache")],
+            )
+        },
+        is_unauthorized_response,
     );
     // No timeout on the stream itself, but the answer's headers must come within the HTTP
     // timeout.
     let response = tokio::select! {
-        response = open => response.map_err(|e| failed_to_connect(&describe_reqwest_error(e)))?,
+        response = open => response?.map_err(|e| reqwest_failure(e, ErrorKind::Transport, |d| format!("{FAILED_TO_CONNECT} ({d})")))?,
         _ = crate::runtime::sleep(request.http.timeout) => {
-            return Err(failed_to_connect(&format!(
-                "no answer within {} s",
+            return Err(Error::timeout(format!(
+                "{FAILED_TO_CONNECT} (no answer within {} s)",
                 request.http.timeout.as_secs_f64()
             )));
         }
     };
     let status = response.status();
     if status != StatusCode::OK {
-        return Err(failed_to_connect(&format!("HTTP status {status}")));
+        return Err(
+            failed_to_connect(&format!("HTTP status {status}")).with_status(status.as_u16())
+        );
     }
     tracing::debug!("Server-Sent Events stream open");
 
@@ -90,7 +98,7 @@ async fn connect(request: ConnectRequest) -> Result<TransportLink> {
     let target = PostTarget {
         http: request.http.clone(),
         url: request.url.clone(),
-        access_token: token.map(str::to_owned),
+        access_token: token,
         content_type: "text/plain;charset=UTF-8",
     };
     let queue_stop = stop.clone();
@@ -100,7 +108,8 @@ async fn connect(request: ConnectRequest) -> Result<TransportLink> {
             queue_stop.set();
         }
     });
-    crate::runtime::spawn(receive(response, events, stop, closed));
+    let limit = request.max_message_size;
+    crate::runtime::spawn(receive(response, events, stop, closed, limit));
 
     Ok(TransportLink {
         kind: TransportKind::ServerSentEvents,
@@ -116,11 +125,12 @@ async fn receive(
     events: mpsc::Sender<TransportEvent>,
     stop: Flag,
     closed: Flag,
+    max_message_size: usize,
 ) {
     let outcome = tokio::select! {
         biased;
         _ = stop.wait() => None,
-        outcome = forward(response, &events) => outcome,
+        outcome = forward(response, &events, max_message_size) => outcome,
     };
     closed.set();
     match &outcome {
@@ -130,39 +140,50 @@ async fn receive(
     let _ = events.send(TransportEvent::Closed(outcome)).await;
 }
 
+/// Parses the event stream as it arrives (`event_stream.rs`: linear, lossy UTF-8, CR/LF/CRLF
+/// line ends, events capped at [`transport_message_limit`] while they are read) and forwards
+/// each event's data as one transport message.
 async fn forward(
     response: reqwest::Response,
     events: &mpsc::Sender<TransportEvent>,
+    max_message_size: usize,
 ) -> Option<Error> {
-    let mut stream = response.bytes_stream().eventsource();
-    while let Some(event) = stream.next().await {
-        match event {
-            // Only unnamed events (type "message") reach `onmessage` in the official client.
-            Ok(event) if event.event == "message" => {
-                let message = TransportEvent::Message(Bytes::from(event.data));
-                if events.send(message).await.is_err() {
-                    // Nobody listens any more: stop.
-                    return None;
-                }
-            }
-            Ok(_) => {}
+    let mut parser = EventStreamParser::new(transport_message_limit(max_message_size));
+    let mut chunks = response.bytes_stream();
+    let mut ready = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
             Err(error) => {
-                let error = match error {
-                    eventsource_stream::EventStreamError::Transport(error) => {
-                        describe_reqwest_error(error)
-                    }
-                    other => other.to_string(),
-                };
-                return Some(Error::Transport(format!(
-                    "The Server-Sent Events stream failed: {error}"
+                return Some(Error::transport(format!(
+                    "The Server-Sent Events stream failed: {}",
+                    describe_reqwest_error(&error.without_url())
                 )));
             }
+        };
+        let parsed = parser.feed(&chunk, |event| {
+            // Only unnamed events (type "message") reach `onmessage` in the official client.
+            if event.kind == "message" && !event.data.is_empty() {
+                ready.push(event.data);
+            }
+        });
+        for data in ready.drain(..) {
+            if events.send(TransportEvent::Message(data)).await.is_err() {
+                // Nobody listens any more: stop.
+                return None;
+            }
+        }
+        if let Err(too_large) = parsed {
+            return Some(transport_message_too_large(
+                too_large.size,
+                max_message_size,
+            ));
         }
     }
     // An event stream has no clean end: the official client's EventSource reports the
     // server ending it as an error, and so does this transport.
-    Some(Error::Transport(
-        "The server ended the Server-Sent Events stream.".into(),
+    Some(Error::transport(
+        "The server ended the Server-Sent Events stream.",
     ))
 }
 
@@ -224,7 +245,7 @@ mod tests {
         .await
         .err()
         .expect("connect fails");
-        assert_eq!(error, Error::Transport(TEXT_ONLY.into()));
+        assert_eq!(error, Error::transport(TEXT_ONLY));
     }
 
     #[tokio::test]
@@ -367,8 +388,8 @@ mod tests {
         );
         // CloseMe: a Close message, then the stream ends. An event stream has no clean end,
         // so the transport reports it as an error; the hub layer already ended on the Close.
-        let ended = Some(Error::Transport(
-            "The server ended the Server-Sent Events stream.".into(),
+        let ended = Some(Error::transport(
+            "The server ended the Server-Sent Events stream.",
         ));
         let (_, frame) = peer.invocation("CloseMe", json!([null, false]));
         peer.send(frame).await.unwrap();
@@ -395,14 +416,14 @@ mod tests {
             .outgoing
             .send(OutgoingFrame {
                 data: frame,
-                written: Some(written),
+                written: Some(written.into()),
             })
             .await;
         if queued.is_ok() {
             assert_eq!(
                 tokio::time::timeout(WAIT, done).await.unwrap(),
-                Ok(Err(Error::Transport(
-                    crate::transport::send_queue::CONNECTION_STOPPED.into()
+                Ok(Err(Error::transport(
+                    crate::transport::send_queue::CONNECTION_STOPPED
                 )))
             );
         }
@@ -426,9 +447,7 @@ mod tests {
         assert_eq!(
             peer.send(&b"{\"protocol\":\"json\",\"version\":1}\x1e"[..])
                 .await,
-            Err(Error::Transport(
-                "Internal Server Error: Status code '500'".into()
-            ))
+            Err(Error::transport("Internal Server Error: Status code '500'").with_status(500))
         );
         // Still open: nothing but the stream's own traffic until the client stops.
         let quiet = tokio::time::timeout(Duration::from_millis(300), peer.link.incoming.recv());

@@ -1,4 +1,5 @@
-//! WebSockets (PROTOCOL.md §2.2), native only: tokio-tungstenite with rustls.
+//! WebSockets (PROTOCOL.md §2.2), native only: tokio-tungstenite with rustls, using the HTTP
+//! client's TLS configuration (the same trust store, client certificate and verification).
 //!
 //! The upgrade request goes to the connect URL with `http`→`ws`/`https`→`wss` and carries the
 //! headers a non-browser official client sends: `Authorization: Bearer`, the cookies of the
@@ -14,50 +15,33 @@
 //! `Closed(None)` at once (like the official `stop()`), and lets the close handshake finish in
 //! the background.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
+use crate::reply::Reply;
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::task::AtomicWaker;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tracing::instrument::WithSubscriber;
 
 use super::link::{LinkReceiver, LinkSender, TransportGone};
 use super::*;
 use crate::error::Error;
 use crate::protocol::negotiate::websocket_url;
 
-/// The official error when the WebSocket could not be opened; the cause follows it.
-pub(crate) const FAILED_TO_CONNECT: &str = "WebSocket failed to connect. The connection could not be found on the server, either the endpoint may not be a SignalR endpoint, the connection ID is not present on the server, or there is a proxy blocking WebSockets. If you have multiple servers check that sticky sessions are enabled.";
-
-/// The official error for sends on a socket that is not open.
-pub(crate) const NOT_OPEN: &str = "WebSocket is not in the OPEN state";
-
-/// The largest message (and frame) accepted from the server. The hub layer enforces its own
-/// maximum; this only keeps a broken server from making the socket buffer without end.
-pub(crate) const MAX_MESSAGE_SIZE: usize = 1 << 30;
+pub(crate) use super::websocket_texts::{closed_with_status, FAILED_TO_CONNECT, NOT_OPEN};
 
 /// How long a stopped socket may take to finish the close handshake in the background.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
-
-/// The official close-after-open error.
-pub(crate) fn closed_with_status(code: u16, reason: &str) -> String {
-    let reason = if reason.is_empty() {
-        "no reason given"
-    } else {
-        reason
-    };
-    format!("WebSocket closed with status code: {code} ({reason}).")
-}
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -75,6 +59,9 @@ struct SocketState {
     state: AtomicU8,
     error: Mutex<Option<Error>>,
     reader: AtomicWaker,
+    /// The code of the close frame a stop sends: 1000, or what the reader found wrong (1007
+    /// for invalid UTF-8 in a Text frame, 1009 for a message above the limit).
+    close_code: AtomicU16,
 }
 
 impl SocketState {
@@ -109,39 +96,63 @@ impl Transport for WebSocketTransport {
 }
 
 fn failed_to_connect(cause: &str) -> Error {
-    Error::Transport(format!("{FAILED_TO_CONNECT} ({cause})"))
+    Error::transport(format!("{FAILED_TO_CONNECT} ({cause})"))
 }
 
 async fn connect(request: ConnectRequest) -> Result<TransportLink> {
     let url = websocket_url(&request.url);
-    let mut upgrade = url
-        .as_str()
+    // Checked once here, so that building it again with a renewed token cannot fail.
+    url.as_str()
         .into_client_request()
         .map_err(|e| failed_to_connect(&e.to_string()))?;
-    let token = request.access_token.as_deref();
-    upgrade
-        .headers_mut()
-        .extend(request.http.upgrade_headers(&url, token));
 
     // tungstenite zero-fills the free part of its read buffer (128 KiB by default) before
     // every read: a smaller one costs less per read and still holds many hub messages.
+    // Frames and messages are capped near the maximum message size, so a huge frame fails
+    // as soon as its header announces it, before anything of its size is buffered.
+    let limit = transport_message_limit(request.max_message_size);
     let config = WebSocketConfig::default()
         .read_buffer_size(16 * 1024)
-        .max_message_size(Some(MAX_MESSAGE_SIZE))
-        .max_frame_size(Some(MAX_MESSAGE_SIZE));
-    let open = tokio_tungstenite::connect_async_with_config(upgrade, Some(config), true);
+        .max_message_size(Some(limit))
+        .max_frame_size(Some(limit));
+    let open = request.access_token.authorized(
+        crate::error::ErrorKind::Transport,
+        |token| {
+            let mut upgrade = url.as_str().into_client_request().expect("checked above");
+            upgrade
+                .headers_mut()
+                .extend(request.http.upgrade_headers(&url, token.as_deref()));
+            // tungstenite logs the whole upgrade request at TRACE, the `Authorization` header
+            // and cookies included: its handshake runs with logging off.
+            // The HTTP client's TLS configuration: the same trust store as negotiate.
+            let tls = tokio_tungstenite::Connector::Rustls(request.http.tls.clone());
+            tokio_tungstenite::connect_async_tls_with_config(upgrade, Some(config), true, Some(tls))
+                .with_subscriber(tracing::subscriber::NoSubscriber::default())
+        },
+        |result| {
+            matches!(result, Err(tungstenite::Error::Http(response))
+                if response.status() == tungstenite::http::StatusCode::UNAUTHORIZED)
+        },
+    );
     let socket = match tokio::time::timeout(request.http.timeout, open).await {
+        Ok(Err(error)) => return Err(error),
+        Ok(Ok(result)) => Ok(result),
+        Err(elapsed) => Err(elapsed),
+    };
+    let socket = match socket {
         Ok(Ok((socket, _response))) => socket,
         Ok(Err(tungstenite::Error::Http(response))) => {
-            return Err(failed_to_connect(&format!(
-                "HTTP status {}",
-                response.status()
-            )));
+            let status = response.status();
+            return Err(
+                failed_to_connect(&format!("HTTP status {status}")).with_status(status.as_u16())
+            );
         }
-        Ok(Err(error)) => return Err(failed_to_connect(&error.to_string())),
+        Ok(Err(error)) => {
+            return Err(failed_to_connect(&error.to_string()).with_source(error));
+        }
         Err(_) => {
-            return Err(failed_to_connect(&format!(
-                "no answer within {} s",
+            return Err(Error::timeout(format!(
+                "{FAILED_TO_CONNECT} (no answer within {} s)",
                 request.http.timeout.as_secs_f64()
             )));
         }
@@ -153,6 +164,7 @@ async fn connect(request: ConnectRequest) -> Result<TransportLink> {
         state: AtomicU8::new(OPEN),
         error: Mutex::new(None),
         reader: AtomicWaker::new(),
+        close_code: AtomicU16::new(CloseCode::Normal.into()),
     });
     Ok(TransportLink {
         kind: TransportKind::WebSockets,
@@ -168,6 +180,7 @@ async fn connect(request: ConnectRequest) -> Result<TransportLink> {
             shared,
             reported: false,
             ended: false,
+            max_message_size: request.max_message_size,
         }),
     })
 }
@@ -178,7 +191,7 @@ pub(crate) struct SocketWriter {
     sink: Option<SplitSink<Socket, Message>>,
     format: TransferFormat,
     /// The `written` signals of frames fed since the last flush.
-    unflushed: Vec<oneshot::Sender<Result<()>>>,
+    unflushed: Vec<Reply<()>>,
     dirty: bool,
     shared: Arc<SocketState>,
 }
@@ -206,7 +219,7 @@ impl SocketWriter {
             Ok(message) => message,
             Err(error) => {
                 if let Some(written) = frame.written {
-                    let _ = written.send(Err(error));
+                    written.send(Err(error));
                 }
                 return;
             }
@@ -219,7 +232,7 @@ impl SocketWriter {
             Err(error) => {
                 let error = send_failed(error);
                 if let Some(written) = frame.written {
-                    let _ = written.send(Err(error.clone()));
+                    written.send(Err(error.clone()));
                 }
                 self.fail(error);
             }
@@ -234,7 +247,7 @@ impl SocketWriter {
         let flushed = ready!(self.sink().poll_flush_unpin(cx)).map_err(send_failed);
         self.dirty = false;
         for written in self.unflushed.drain(..) {
-            let _ = written.send(flushed.clone());
+            written.send(flushed.clone());
         }
         match flushed {
             Ok(()) => Poll::Ready(Ok(())),
@@ -273,17 +286,18 @@ impl Drop for SocketWriter {
             return;
         };
         let unflushed = std::mem::take(&mut self.unflushed);
+        let code = CloseCode::from(self.shared.close_code.load(Ordering::Acquire));
         spawn_if_in_runtime(async move {
             let close = Message::Close(Some(CloseFrame {
-                code: CloseCode::Normal,
+                code,
                 reason: Utf8Bytes::from_static(""),
             }));
             let sent = match tokio::time::timeout(CLOSE_GRACE, sink.send(close)).await {
                 Ok(Ok(())) => Ok(()),
-                _ => Err(Error::Transport(NOT_OPEN.into())),
+                _ => Err(Error::transport(NOT_OPEN)),
             };
             for written in unflushed {
-                let _ = written.send(sent.clone());
+                written.send(sent.clone());
             }
         });
     }
@@ -298,6 +312,8 @@ pub(crate) struct SocketReader {
     reported: bool,
     /// The stream ended: nothing left to read.
     ended: bool,
+    /// The connection's maximum message size, for the error of a message above the limit.
+    max_message_size: usize,
 }
 
 impl SocketReader {
@@ -331,7 +347,7 @@ impl SocketReader {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .take();
-                let error = error.unwrap_or_else(|| Error::Transport(closed_with_status(1006, "")));
+                let error = error.unwrap_or_else(|| Error::transport(closed_with_status(1006, "")));
                 return Poll::Ready(Some(self.closed(Some(error))));
             }
             _ => {}
@@ -344,12 +360,12 @@ impl SocketReader {
                 Some(Ok(Message::Close(frame))) => {
                     let error = match frame {
                         Some(frame) if frame.code == CloseCode::Normal => None,
-                        Some(frame) => Some(Error::Transport(closed_with_status(
+                        Some(frame) => Some(Error::transport(closed_with_status(
                             frame.code.into(),
                             &frame.reason,
                         ))),
                         // No status code in the close frame: 1005.
-                        None => Some(Error::Transport(closed_with_status(1005, ""))),
+                        None => Some(Error::transport(closed_with_status(1005, ""))),
                     };
                     return Poll::Ready(Some(self.closed(error)));
                 }
@@ -357,17 +373,38 @@ impl SocketReader {
                 Some(Ok(_)) => continue,
                 Some(Err(error)) => {
                     self.ended = true;
-                    let error = Error::Transport(closed_with_status(1006, &error.to_string()));
+                    let error = self.read_failed(error);
                     return Poll::Ready(Some(self.closed(Some(error))));
                 }
                 // Ended without a close frame.
                 None => {
                     self.ended = true;
-                    let error = Error::Transport(closed_with_status(1006, ""));
+                    let error = Error::transport(closed_with_status(1006, ""));
                     return Poll::Ready(Some(self.closed(Some(error))));
                 }
             };
             return Poll::Ready(Some(TransportEvent::Message(data)));
+        }
+    }
+
+    /// The error of a failed read; a Text frame with invalid UTF-8 makes the stop close with
+    /// 1007 and a message above the limit with 1009, as RFC 6455 §7.4.1 says (the socket is
+    /// still open: the hub layer stops it, and the close frame goes out then).
+    fn read_failed(&self, error: tungstenite::Error) -> Error {
+        let code = match &error {
+            tungstenite::Error::Utf8(_) => Some(CloseCode::Invalid),
+            tungstenite::Error::Capacity(_) => Some(CloseCode::Size),
+            _ => None,
+        };
+        if let Some(code) = code {
+            self.shared.close_code.store(code.into(), Ordering::Release);
+        }
+        match error {
+            tungstenite::Error::Capacity(tungstenite::error::CapacityError::MessageTooLong {
+                size,
+                ..
+            }) => transport_message_too_large(size, self.max_message_size),
+            error => Error::transport(closed_with_status(1006, &error.to_string())),
         }
     }
 
@@ -413,7 +450,7 @@ fn to_message(data: Bytes, format: TransferFormat) -> Result<Message> {
     match format {
         TransferFormat::Text => Utf8Bytes::try_from(data)
             .map(Message::Text)
-            .map_err(|_| Error::InvalidArgument("a Text frame must be UTF-8".to_owned())),
+            .map_err(|_| Error::invalid_argument("a Text frame must be UTF-8".to_owned())),
         TransferFormat::Binary => Ok(Message::Binary(data)),
     }
 }
@@ -421,9 +458,9 @@ fn to_message(data: Bytes, format: TransferFormat) -> Result<Message> {
 fn send_failed(error: tungstenite::Error) -> Error {
     match error {
         tungstenite::Error::AlreadyClosed | tungstenite::Error::ConnectionClosed => {
-            Error::Transport(NOT_OPEN.into())
+            Error::transport(NOT_OPEN)
         }
-        error => Error::Transport(format!("WebSocket send failed: {error}")),
+        error => Error::transport(format!("WebSocket send failed: {error}")).with_source(error),
     }
 }
 
@@ -553,9 +590,9 @@ mod tests {
             .await
             .err()
             .expect("connect fails");
-        let Error::Transport(text) = error else {
-            panic!("{error:?}")
-        };
+        assert_eq!(error.kind(), crate::ErrorKind::Transport, "{error:?}");
+        assert_eq!(error.status(), Some(401), "{error:?}");
+        let text = error.to_string();
         assert!(text.starts_with(FAILED_TO_CONNECT), "{text}");
         assert!(text.contains("401"), "{text}");
 
@@ -632,7 +669,7 @@ mod tests {
         let reason = peer.closed().await.expect("an error close");
         assert_eq!(
             reason,
-            Error::Transport(
+            Error::transport(
                 "WebSocket closed with status code: 1005 (no reason given).".to_owned()
             )
         );
@@ -801,7 +838,7 @@ mod tests {
         assert_eq!(&peer.message().await[..], b"hello\x1e");
         assert_eq!(
             peer.closed().await,
-            Some(Error::Transport(
+            Some(Error::transport(
                 "WebSocket closed with status code: 4001 (just cause).".to_owned()
             ))
         );

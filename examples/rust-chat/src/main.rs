@@ -94,7 +94,7 @@ async fn main() -> Result<()> {
     print_received(&mut received, 3).await;
 
     println!("\nalice streams a countdown from the server:");
-    let mut countdown = alice.stream::<i64>("StreamCount", (5,)).await?;
+    let mut countdown = alice.stream::<i64>("StreamCount", (5,))?;
     while let Some(n) = countdown.next().await {
         println!("  alice got item {}", n?);
     }

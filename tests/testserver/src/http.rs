@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use hublink::protocol::transports::TransportKind;
-use hublink::protocol::{Payload, Value};
+use hublink_proto::transports::TransportKind;
+use hublink_proto::{Payload, Value};
 use serde_json::json;
 use tokio::sync::mpsc::unbounded_channel;
 use tokio_util::sync::CancellationToken;
@@ -95,7 +95,18 @@ fn auth_user(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").map(str::trim).map(str::to_owned));
     let token = from_header.or_else(|| query_value(query, "access_token").map(str::to_owned))?;
-    server.tokens.lock().unwrap().get(&token).cloned()
+    let mut tokens = server.tokens.lock().unwrap();
+    let user = tokens.get(&token).cloned()?;
+    // A token from `/generateJwtToken?uses=N` expires after N requests it authorized.
+    let mut uses = server.token_uses.lock().unwrap();
+    if let Some(left) = uses.get_mut(&token) {
+        *left -= 1;
+        if *left == 0 {
+            uses.remove(&token);
+            tokens.remove(&token);
+        }
+    }
+    Some(user)
 }
 
 async fn route(server: Arc<ServerState>, req: Request) -> Response {
@@ -105,7 +116,8 @@ async fn route(server: Arc<ServerState>, req: Request) -> Response {
     let query = parse_query(req.uri().query());
 
     if path == "/generatejwttoken" {
-        return generate_token(&server);
+        let uses = query_value(&query, "uses").and_then(|n| n.parse::<u64>().ok());
+        return generate_token(&server, uses);
     }
     if path.starts_with("/clientresult/") {
         let id = original_path.trim_end_matches('/')["/clientresult/".len()..].to_owned();
@@ -264,7 +276,7 @@ fn negotiate(
     resp
 }
 
-fn generate_token(server: &ServerState) -> Response {
+fn generate_token(server: &ServerState, uses: Option<u64>) -> Response {
     use base64::Engine;
     let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
     let exp = std::time::SystemTime::now()
@@ -286,6 +298,16 @@ fn generate_token(server: &ServerState) -> Response {
         .lock()
         .unwrap()
         .insert(token.clone(), "testuser".into());
+    match uses {
+        // Valid for no request at all: never stored.
+        Some(0) => {
+            server.tokens.lock().unwrap().remove(&token);
+        }
+        Some(n) => {
+            server.token_uses.lock().unwrap().insert(token.clone(), n);
+        }
+        None => {}
+    }
     status(StatusCode::OK, &token)
 }
 
@@ -495,10 +517,16 @@ async fn ws_loop(socket: WebSocket, conn: Arc<Conn>, generation: u64) {
             },
             msg = stream.next() => match msg {
                 Some(Ok(Message::Text(t))) => {
-                    conn.send(Event::Data(Bytes::copy_from_slice(t.as_bytes())));
+                    conn.send(Event::Data {
+                        bytes: Bytes::copy_from_slice(t.as_bytes()),
+                        generation: Some(generation),
+                    });
                 }
                 Some(Ok(Message::Binary(b))) => {
-                    conn.send(Event::Data(b));
+                    conn.send(Event::Data {
+                        bytes: b,
+                        generation: Some(generation),
+                    });
                 }
                 Some(Ok(Message::Ping(_))) | Some(Ok(Message::Pong(_))) => {}
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break 'outer,
@@ -663,7 +691,10 @@ async fn poll(
             .into_response();
     }
     // A poll is activity: it keeps a Long Polling connection alive.
-    conn.send(Event::Data(Bytes::new()));
+    conn.send(Event::Data {
+        bytes: Bytes::new(),
+        generation: None,
+    });
     let token = CancellationToken::new();
     if let Some(old) = conn.lp_cancel.lock().unwrap().replace(token.clone()) {
         old.cancel();
@@ -735,7 +766,10 @@ async fn send(conn: Arc<Conn>, info: RequestInfo, body: Body) -> Response {
         Err(_) => return status(StatusCode::BAD_REQUEST, "Could not read the body"),
     };
     *conn.info.lock().unwrap() = info;
-    if conn.send(Event::Data(bytes)) {
+    if conn.send(Event::Data {
+        bytes,
+        generation: None,
+    }) {
         StatusCode::OK.into_response()
     } else {
         status(StatusCode::NOT_FOUND, "No Connection with that ID")

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
-use hublink::protocol::transports::TransportKind;
-use hublink::protocol::{
+use hublink_proto::transports::TransportKind;
+use hublink_proto::{
     Close, Completion, CompletionOutcome, HubMessage, HubProtocol, Invocation, Payload, StreamItem,
     Timestamp, Value,
 };
@@ -93,6 +93,12 @@ const TEST_HUB: &[Method] = &[
     m("CloseMe", 2),
     m("SendMalformed", 0),
     m("StallFor", 1),
+    m("Record", 1),
+    m("Recorded", 0),
+    m("Tally", 1),
+    m("TallyCounts", 1),
+    m("TallyDuplicates", 0),
+    m("EmitNumbered", 2),
 ];
 
 const AUTHORIZED_HUB: &[Method] = &[
@@ -472,6 +478,53 @@ async fn run_method(
             };
             let _ = ctx.events.send(Event::Raw(raw));
             Ok(null())
+        }
+        "Record" => {
+            let mut recorded = ctx.conn.recorded.lock().unwrap();
+            recorded.push(arg(0));
+            Ok(v(recorded.len() as i64 - 1))
+        }
+        "Recorded" => {
+            let recorded = ctx.conn.recorded.lock().unwrap();
+            Ok(v(Value::Array(recorded.iter().map(value).collect())))
+        }
+        "Tally" => {
+            let key = text(&arg(0)).unwrap_or_default();
+            let mut tallies = ctx.server.tallies.lock().unwrap();
+            tallies.entry(key).or_default().push(ctx.conn.id.clone());
+            Ok(None)
+        }
+        "TallyCounts" => {
+            let prefix = text(&arg(0)).unwrap_or_default();
+            let tallies = ctx.server.tallies.lock().unwrap();
+            let counts = tallies
+                .iter()
+                .filter(|(key, _)| key.starts_with(&prefix))
+                .map(|(key, ids)| (Value::from(key.as_str()), Value::from(ids.len() as i64)))
+                .collect();
+            Ok(v(Value::Map(counts)))
+        }
+        "TallyDuplicates" => {
+            let tallies = ctx.server.tallies.lock().unwrap();
+            let duplicates = tallies
+                .iter()
+                .filter(|(_, ids)| ids.len() > 1)
+                .map(|(key, ids)| {
+                    let ids = ids.iter().map(|id| Value::from(id.as_str())).collect();
+                    (Value::from(key.as_str()), Value::Array(ids))
+                })
+                .collect();
+            Ok(v(Value::Map(duplicates)))
+        }
+        "EmitNumbered" => {
+            let (start, count) = (int(&arg(0)), int(&arg(1)).max(0));
+            for i in start..start + count {
+                ctx.send(client_call(
+                    "Numbered",
+                    vec![Payload::Value(Value::from(i))],
+                ));
+            }
+            Ok(v(count))
         }
         "StallFor" => {
             let ms = int(&arg(0)).max(0) as u64;

@@ -11,6 +11,7 @@
 //! # }
 //! ```
 
+pub mod chaos_proxy;
 mod faults;
 mod http;
 mod hub;
@@ -159,7 +160,11 @@ pub(crate) struct ServerState {
     pub(crate) groups: Mutex<HashMap<String, HashSet<String>>>,
     /// Tokens handed out by /generateJwtToken, with their user.
     pub(crate) tokens: Mutex<HashMap<String, String>>,
+    /// How many more requests a token from `/generateJwtToken?uses=N` authorizes.
+    pub(crate) token_uses: Mutex<HashMap<String, u64>>,
     pub(crate) redirects: AtomicU64,
+    /// The connection (id) of each run of `Tally`, by key, over every connection of this server.
+    pub(crate) tallies: Mutex<HashMap<String, Vec<String>>>,
     /// Ends every connection on shutdown.
     pub(crate) shutdown: tokio_util::sync::CancellationToken,
 }
@@ -172,7 +177,9 @@ impl ServerState {
             by_id: Mutex::default(),
             groups: Mutex::default(),
             tokens: Mutex::default(),
+            token_uses: Mutex::default(),
             redirects: AtomicU64::new(0),
+            tallies: Mutex::default(),
             shutdown: tokio_util::sync::CancellationToken::new(),
         }
     }
@@ -182,4 +189,19 @@ impl Drop for ServerState {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+/// Waits for SIGTERM or SIGINT (Ctrl-C elsewhere): how the binaries of this crate are stopped.
+pub async fn wait_for_shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }

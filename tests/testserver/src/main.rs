@@ -67,23 +67,8 @@ async fn main() -> ExitCode {
         let _ = out.flush();
     }
     eprintln!("hublink-testserver: listening on {}", server.base_url());
-    wait_for_signal().await;
+    hublink_testserver::wait_for_shutdown_signal().await;
     eprintln!("hublink-testserver: shutting down");
     server.shutdown().await;
     ExitCode::SUCCESS
-}
-
-#[cfg(unix)]
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}
-
-#[cfg(not(unix))]
-async fn wait_for_signal() {
-    let _ = tokio::signal::ctrl_c().await;
 }

@@ -9,9 +9,9 @@ use std::time::Duration;
 use axum::http::HeaderMap;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use hublink::protocol::handshake::{parse_handshake_request, HandshakeResponse};
-use hublink::protocol::transports::TransportKind;
-use hublink::protocol::{
+use hublink_proto::handshake::{parse_handshake_request, HandshakeResponse};
+use hublink_proto::transports::TransportKind;
+use hublink_proto::{
     Close, Completion, CompletionOutcome, HubMessage, HubProtocol, Invocation, MessageDecoder,
     Payload, ProtocolError, Value,
 };
@@ -103,8 +103,13 @@ pub(crate) enum Event {
         tx: UnboundedSender<OutFrame>,
         generation: u64,
     },
-    /// Bytes from the client (a WebSocket frame or a POST body).
-    Data(Bytes),
+    /// Bytes from the client: a WebSocket frame (with the generation of the WebSocket that read
+    /// it) or a POST body (`None`: Long Polling and SSE have one transport for the life of the
+    /// connection).
+    Data {
+        bytes: Bytes,
+        generation: Option<u64>,
+    },
     /// The transport of this generation is gone.
     Detached { generation: u64 },
     /// A hub message to send to the client.
@@ -180,6 +185,8 @@ pub(crate) struct Conn {
     pub lp_cancel: Mutex<Option<CancellationToken>>,
     pub lp_first_done: AtomicBool,
     pub lp_aborted: AtomicBool,
+    /// The arguments of every `Record` call, in the order the hub ran them.
+    pub recorded: Mutex<Vec<Payload>>,
 }
 
 impl Conn {
@@ -220,6 +227,7 @@ pub(crate) fn create_connection(
         lp_cancel: Mutex::new(None),
         lp_first_done: AtomicBool::new(false),
         lp_aborted: AtomicBool::new(false),
+        recorded: Mutex::new(Vec::new()),
     });
     server
         .by_token
@@ -494,7 +502,16 @@ impl Session {
                 }
                 Flow::Continue
             }
-            Event::Data(bytes) => {
+            Event::Data {
+                generation: Some(generation),
+                ..
+            } if generation != self.generation => {
+                // A frame read by a WebSocket that a resumed one has replaced: the client
+                // replays whatever the server has not acknowledged, so counting this one too
+                // would run it twice (numbered after the new transport's Sequence).
+                Flow::Continue
+            }
+            Event::Data { bytes, .. } => {
                 self.last_recv = Instant::now();
                 if self.handshake_done() {
                     if let Some(d) = self.decoder.as_mut() {
