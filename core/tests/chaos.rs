@@ -240,14 +240,23 @@ async fn run(protocol: HubProtocol, tag: &str) {
     server.shutdown().await;
 }
 
-/// `TallyCounts(prefix)`, asked again (a few times) if an answer is lost to a late cut.
+/// How often `TallyCounts` is asked before the test gives up, and the pause between tries:
+/// a cut the proxy made just before it stopped can still cost a reconnect (or two, when it
+/// lands in the resume) after the last round.
+const TALLY_TRIES: usize = 20;
+const TALLY_PAUSE: Duration = Duration::from_millis(50);
+
+/// `TallyCounts(prefix)`, asked again if an answer is lost to a late cut.
 async fn tally_counts(
     connection: &HubConnection,
     prefix: &str,
     reconnect_errors: &Mutex<Vec<String>>,
 ) -> HashMap<String, u64> {
     let mut last_error = None;
-    for _ in 0..5 {
+    for attempt in 0..TALLY_TRIES {
+        if attempt > 0 {
+            tokio::time::sleep(TALLY_PAUSE).await;
+        }
         wait_connected(connection).await;
         match bounded(
             "TallyCounts",
@@ -268,8 +277,8 @@ async fn tally_counts(
     }
     let errors = reconnect_errors.lock().unwrap();
     panic!(
-        "TallyCounts({prefix:?}) failed 5 times: {last_error:?}; state {:?}; the last reconnects \
-         were for: {:?}",
+        "TallyCounts({prefix:?}) failed {TALLY_TRIES} times: {last_error:?}; state {:?}; the \
+         last reconnects were for: {:?}",
         connection.state(),
         &errors[errors.len().saturating_sub(5)..]
     );

@@ -183,6 +183,72 @@ async fn a_server_close_reconnects_only_when_it_allows_it() {
     assert_eq!(connection.state(), HubConnectionState::Disconnected);
 }
 
+/// Blocks in its first answer until released, telling the test it was asked.
+struct HoldsItsFirstAnswer {
+    asked: std::sync::mpsc::Sender<()>,
+    release: Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl RetryPolicy for HoldsItsFirstAnswer {
+    fn next_retry_delay(&self, context: &RetryContext) -> Option<Duration> {
+        if context.previous_retry_count == 0 {
+            let _ = self.asked.send(());
+            let _ = self.release.lock().unwrap().recv_timeout(WAIT);
+        }
+        Some(Duration::from_millis(10))
+    }
+}
+
+// scenario: any.any.reconnect.lost-while-calling
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_racing_the_loss_of_the_connection_never_sees_connected_and_not_connected() {
+    let server = server().await;
+    let (asked_tx, asked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel();
+    let (connection, mut events) = started(
+        hub(&server, "/testhub")
+            .with_transports([TransportKind::WebSockets])
+            .with_retry_policy(HoldsItsFirstAnswer {
+                asked: asked_tx,
+                release: Mutex::new(release_rx),
+            }),
+    )
+    .await;
+    let _ = connection.send("Abort", ()).await;
+    // The driver has ended and the policy is being asked: the window in which the state has
+    // not left Connected yet.
+    tokio::task::spawn_blocking(move || asked_rx.recv_timeout(WAIT))
+        .await
+        .unwrap()
+        .expect("the policy is asked");
+    let state_before = connection.state();
+    let error = connection
+        .invoke::<String>("Echo", ("lost",))
+        .await
+        .expect_err("no driver takes the call");
+    let refused_as_not_connected = error.to_string().contains("not in the 'Connected' State");
+    assert!(
+        !(refused_as_not_connected && state_before == HubConnectionState::Connected),
+        "refused as not connected while the state said {state_before:?}: {error}"
+    );
+    if state_before == HubConnectionState::Connected {
+        assert_eq!(
+            error.kind(),
+            hublink::ErrorKind::ConnectionClosed,
+            "{error}"
+        );
+    }
+    release_tx.send(()).unwrap();
+    assert!(matches!(
+        next(&mut events).await,
+        Event::Reconnecting(Some(_))
+    ));
+    assert!(matches!(next(&mut events).await, Event::Reconnected(_)));
+    let echoed: String = connection.invoke("Echo", ("back",)).await.unwrap();
+    assert_eq!(echoed, "back");
+    connection.stop().await.unwrap();
+}
+
 // scenario: any.any.reconnect.policy-gives-up
 #[tokio::test]
 async fn the_policy_sees_each_failure_and_its_giving_up_closes_the_connection() {

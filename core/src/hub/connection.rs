@@ -309,10 +309,10 @@ impl HubConnection {
     ) -> std::result::Result<(), Unsubmitted> {
         let run = self.run();
         let Some(commands) = run.commands.as_ref() else {
-            return Err(Unsubmitted(command, not_connected()));
+            return Err(Unsubmitted(command, refused(run.state)));
         };
         if let Err(mpsc::error::SendError(command)) = commands.send(command) {
-            return Err(Unsubmitted(command, not_connected()));
+            return Err(Unsubmitted(command, refused(run.state)));
         }
         if !uploads.is_empty() {
             let commands = commands.clone();
@@ -467,7 +467,10 @@ impl HubConnection {
         let (id, frame, uploads) = self.write_call(4, true, method, arguments)?;
         let id = id.expect("a stream invocation has an id").to_string();
         let (items_tx, items_rx) = mpsc::unbounded_channel();
-        let commands = self.run().commands.clone().ok_or_else(not_connected)?;
+        let commands = {
+            let run = self.run();
+            run.commands.clone().ok_or_else(|| refused(run.state))?
+        };
         let command = Command::Stream {
             id: id.clone(),
             frame,
@@ -596,6 +599,16 @@ fn payload_value(payload: Option<Payload>) -> Result<Value> {
 /// A command the driver no longer takes: the connection is not running.
 fn not_connected() -> Error {
     Error::invalid_state(NOT_CONNECTED)
+}
+
+/// A command the driver did not take. While the state still says Connected the driver has
+/// just ended (the connection was lost and the state is about to change): the call is
+/// answered as the calls the driver drained were, not with a state the caller did not see.
+fn refused(state: HubConnectionState) -> Error {
+    match state {
+        HubConnectionState::Connected => connection_closed(),
+        _ => not_connected(),
+    }
 }
 
 /// A reply the driver dropped: the connection ended before answering.

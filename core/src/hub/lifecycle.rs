@@ -124,10 +124,14 @@ pub(crate) async fn start(shared: &Arc<Shared>) -> Result<()> {
     let mut result = connect(shared).instrument(span.clone()).await;
     if result.is_err() && shared.behaviour.retry_on_start {
         if let (Err(error), Some(policy)) = (&result, shared.behaviour.retry_policy.clone()) {
-            result = retry(shared, policy.as_ref(), Some(error.clone()), false)
-                .instrument(span.clone())
-                .await
-                .map_err(|e| e.unwrap_or_else(stopped_error));
+            let plan = RetryPlan::new(policy.as_ref(), error.clone());
+            if let Some(first) = plan.first_delay() {
+                result = plan
+                    .run(shared, first)
+                    .instrument(span.clone())
+                    .await
+                    .map_err(|e| e.unwrap_or_else(stopped_error));
+            }
         }
     }
     match result {
@@ -256,16 +260,40 @@ fn activate(shared: &Arc<Shared>, established: Established, span: &Span) -> Opti
 async fn supervise(shared: Arc<Shared>, mut driver: Driver) {
     loop {
         let ended = driver.run().await;
-        {
+        let reason = ended
+            .error
+            .clone()
+            .unwrap_or_else(|| Error::connection_closed("The server closed the connection."));
+        let policy = shared
+            .behaviour
+            .retry_policy
+            .clone()
+            .filter(|_| ended.allow_reconnect && !shared.stopping());
+        // The policy is user code: asked before the lock, so that the state leaves Connected
+        // in the same step that takes the driver's channel away (a call made in between
+        // would otherwise see Connected and still fail).
+        let plan = policy
+            .as_deref()
+            .map(|policy| RetryPlan::new(policy, reason));
+        let first_delay = plan.as_ref().and_then(RetryPlan::first_delay);
+        let reconnecting = {
             let mut run = shared.run();
             run.commands = None;
             run.connection_id = None;
             run.transport = None;
-        }
-        let policy = shared.behaviour.retry_policy.clone();
-        let error = match policy {
-            Some(policy) if ended.allow_reconnect && !shared.stopping() => {
-                match retry(&shared, policy.as_ref(), ended.error, true).await {
+            let reconnecting = first_delay.is_some() && !shared.stopping();
+            if reconnecting {
+                run.state = HubConnectionState::Reconnecting;
+            }
+            reconnecting
+        };
+        let error = match (plan, first_delay) {
+            (Some(plan), Some(first)) if reconnecting => {
+                warn!(error = %plan.reason, "connection lost; reconnecting");
+                shared
+                    .events
+                    .fire(ConnectionEvent::Reconnecting { error: ended.error });
+                match plan.run(&shared, first).await {
                     Ok(established) => match activate(&shared, established, &Span::current()) {
                         Some(next) => {
                             let id = shared.run().connection_id.clone();
@@ -281,6 +309,7 @@ async fn supervise(shared: Arc<Shared>, mut driver: Driver) {
                     Err(error) => error,
                 }
             }
+            (Some(_), _) if shared.stopping() => None,
             _ => ended.error,
         };
         finish(&shared, error, true);
@@ -288,57 +317,59 @@ async fn supervise(shared: Arc<Shared>, mut driver: Driver) {
     }
 }
 
-/// Tries to connect again under `policy`. `Err(None)` means `stop()` ended it;
-/// `Err(Some(e))` that the policy gave up after `e`.
-async fn retry(
-    shared: &Arc<Shared>,
-    policy: &dyn RetryPolicy,
-    cause: Option<Error>,
-    reconnecting: bool,
-) -> std::result::Result<Established, Option<Error>> {
-    let started = runtime::now_ms();
-    let mut count = 0u64;
-    let mut reason = cause
-        .clone()
-        .unwrap_or_else(|| Error::connection_closed("The server closed the connection."));
-    let next = |count: u64, reason: &Error| {
-        policy.next_retry_delay(&RetryContext {
-            previous_retry_count: count,
-            elapsed: Duration::from_millis(runtime::now_ms() - started),
-            retry_reason: reason.clone(),
-        })
-    };
-    let Some(mut delay) = next(count, &reason) else {
-        return Err(cause);
-    };
-    if reconnecting {
-        {
-            let mut run = shared.run();
-            if shared.stopping() {
-                return Err(None);
-            }
-            run.state = HubConnectionState::Reconnecting;
+/// Connecting again under a retry policy, after the failure `reason`.
+struct RetryPlan<'a> {
+    policy: &'a dyn RetryPolicy,
+    started_ms: u64,
+    reason: Error,
+}
+
+impl<'a> RetryPlan<'a> {
+    fn new(policy: &'a dyn RetryPolicy, reason: Error) -> Self {
+        RetryPlan {
+            policy,
+            started_ms: runtime::now_ms(),
+            reason,
         }
-        warn!(error = %reason, "connection lost; reconnecting");
-        shared
-            .events
-            .fire(ConnectionEvent::Reconnecting { error: cause });
     }
-    loop {
-        tokio::select! {
-            _ = runtime::sleep(delay) => {}
-            _ = shared.stop_signal() => return Err(None),
-        }
-        match connect(shared).await {
-            Ok(established) => return Ok(established),
-            Err(_) if shared.stopping() => return Err(None),
-            Err(error) => {
-                count += 1;
-                warn!(%error, attempt = count, "reconnect attempt failed");
-                reason = error;
-                match next(count, &reason) {
-                    Some(d) => delay = d,
-                    None => return Err(Some(reason)),
+
+    fn next_delay(&self, previous_retry_count: u64) -> Option<Duration> {
+        self.policy.next_retry_delay(&RetryContext {
+            previous_retry_count,
+            elapsed: Duration::from_millis(runtime::now_ms() - self.started_ms),
+            retry_reason: self.reason.clone(),
+        })
+    }
+
+    /// The delay before the first attempt; `None`: the policy does not retry at all.
+    fn first_delay(&self) -> Option<Duration> {
+        self.next_delay(0)
+    }
+
+    /// Waits `delay`, tries, and goes on while the policy gives delays. `Err(None)` means
+    /// `stop()` ended it; `Err(Some(e))` that the policy gave up after `e`.
+    async fn run(
+        mut self,
+        shared: &Arc<Shared>,
+        mut delay: Duration,
+    ) -> std::result::Result<Established, Option<Error>> {
+        let mut count = 0u64;
+        loop {
+            tokio::select! {
+                _ = runtime::sleep(delay) => {}
+                _ = shared.stop_signal() => return Err(None),
+            }
+            match connect(shared).await {
+                Ok(established) => return Ok(established),
+                Err(_) if shared.stopping() => return Err(None),
+                Err(error) => {
+                    count += 1;
+                    warn!(%error, attempt = count, "reconnect attempt failed");
+                    self.reason = error;
+                    match self.next_delay(count) {
+                        Some(d) => delay = d,
+                        None => return Err(Some(self.reason)),
+                    }
                 }
             }
         }
