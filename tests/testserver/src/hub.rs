@@ -98,6 +98,7 @@ const TEST_HUB: &[Method] = &[
     m("Tally", 1),
     m("TallyCounts", 1),
     m("TallyDuplicates", 0),
+    m("CancelledStreams", 0),
     m("EmitNumbered", 2),
 ];
 
@@ -516,6 +517,11 @@ async fn run_method(
                 .collect();
             Ok(v(Value::Map(duplicates)))
         }
+        "CancelledStreams" => Ok(v(ctx
+            .server
+            .cancelled_streams
+            .load(std::sync::atomic::Ordering::SeqCst)
+            as i64)),
         "EmitNumbered" => {
             let (start, count) = (int(&arg(0)), int(&arg(1)).max(0));
             for i in start..start + count {

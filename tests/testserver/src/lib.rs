@@ -165,6 +165,8 @@ pub(crate) struct ServerState {
     pub(crate) redirects: AtomicU64,
     /// The connection (id) of each run of `Tally`, by key, over every connection of this server.
     pub(crate) tallies: Mutex<HashMap<String, Vec<String>>>,
+    /// Streams ended by the client's CancelInvocation (not by the connection ending).
+    pub(crate) cancelled_streams: AtomicU64,
     /// Ends every connection on shutdown.
     pub(crate) shutdown: tokio_util::sync::CancellationToken,
 }
@@ -180,6 +182,7 @@ impl ServerState {
             token_uses: Mutex::default(),
             redirects: AtomicU64::new(0),
             tallies: Mutex::default(),
+            cancelled_streams: AtomicU64::new(0),
             shutdown: tokio_util::sync::CancellationToken::new(),
         }
     }

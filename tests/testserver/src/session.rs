@@ -24,6 +24,8 @@ use crate::faults::{DropGaps, Faults};
 use crate::hub::{self, Ctx, UploadItem};
 use crate::ServerState;
 
+/// How long invocations queued before a connection ended may still take to run.
+const QUEUED_INVOCATIONS_GRACE: Duration = Duration::from_secs(5);
 /// Which hub an endpoint serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum HubKind {
@@ -804,6 +806,9 @@ impl Session {
             HubMessage::CancelInvocation(c) => {
                 if let Some(token) = self.streams.remove(&c.invocation_id) {
                     token.cancel();
+                    self.server
+                        .cancelled_streams
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 }
             }
             HubMessage::Ping => {}
@@ -1016,10 +1021,21 @@ impl Session {
         self.conn.resumable.store(false, Ordering::SeqCst);
         self.close_transport();
         self.tasks.cancel();
-        if let Some(w) = self.worker.take() {
-            w.abort();
-        }
+        // As ASP.NET Core, the invocations read before the end still run (a send followed at
+        // once by the client's Close is not lost): the worker drains its queue, for a bounded
+        // time (a stalled method is then dropped).
         self.jobs = None;
+        if let Some(worker) = self.worker.take() {
+            let abort = worker.abort_handle();
+            tokio::spawn(async move {
+                if tokio::time::timeout(QUEUED_INVOCATIONS_GRACE, worker)
+                    .await
+                    .is_err()
+                {
+                    abort.abort();
+                }
+            });
+        }
         self.uploads.clear();
         self.client_results.clear();
         {
