@@ -126,6 +126,7 @@ async fn open_transport(
         transport::available(),
     )
     .into_attempts();
+    let mut refusals = Vec::new();
     while let Some(next) = attempts.next_attempt() {
         if next.renegotiate {
             (response, base_url, token) = negotiate(options, http, stateful_reconnect).await?;
@@ -153,10 +154,25 @@ async fn open_transport(
             Err(e) => {
                 warn!(transport = %transport.kind(), error = %e, "transport failed to start");
                 attempts.failed(next.transport, &e.to_string());
+                refusals.push(e.status());
             }
         }
     }
-    Err(Error::transport(attempts.error_text()))
+    let error = Error::transport(attempts.error_text());
+    Err(match shared_status(&refusals) {
+        Some(status) => error.with_status(status),
+        None => error,
+    })
+}
+
+/// The HTTP status every tried transport was refused with, when they all were refused with the
+/// same one (say 401 to an expired token): then that status is why the connection failed.
+fn shared_status(refusals: &[Option<u16>]) -> Option<u16> {
+    let first = (*refusals.first()?)?;
+    refusals
+        .iter()
+        .all(|status| *status == Some(first))
+        .then_some(first)
 }
 
 /// The negotiate loop: follows redirects (up to 100), and returns the answer naming the
@@ -331,4 +347,19 @@ async fn handshake(
         }
     };
     Ok((link, decoder))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shared_status;
+
+    #[test]
+    fn a_status_is_shared_only_when_every_tried_transport_had_it() {
+        assert_eq!(shared_status(&[Some(401)]), Some(401));
+        assert_eq!(shared_status(&[Some(401), Some(401)]), Some(401));
+        assert_eq!(shared_status(&[Some(401), Some(404)]), None);
+        assert_eq!(shared_status(&[Some(401), None]), None);
+        assert_eq!(shared_status(&[None]), None);
+        assert_eq!(shared_status(&[]), None);
+    }
 }
