@@ -1,10 +1,10 @@
-//! TLS outside the browser: one rustls configuration per connection, used by the HTTP client
+//! TLS outside the browser: one rustls configuration per set of options, used by the HTTP client
 //! (negotiate, Server-Sent Events, Long Polling) and by the WebSocket, so both trust the same
 //! roots: the operating system's (rustls-platform-verifier) plus the user's extra roots.
 //! Optional client certificate; verification is on unless the user turns it off with
 //! `danger_accept_invalid_certs`.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -52,8 +52,28 @@ fn certificates(pem: &str, what: &str) -> Result<Vec<CertificateDer<'static>>> {
 }
 
 impl TlsOptions {
-    /// The rustls configuration these settings make.
+    /// The rustls configuration these settings make. The one of the default settings is made
+    /// once per process and shared: making it (the platform verifier, the crypto provider) is
+    /// most of what opening a connection costs otherwise.
     pub(crate) fn client_config(&self) -> Result<Arc<ClientConfig>> {
+        static DEFAULT: OnceLock<Arc<ClientConfig>> = OnceLock::new();
+        if self.is_default() {
+            if let Some(config) = DEFAULT.get() {
+                return Ok(config.clone());
+            }
+            let config = self.make_client_config()?;
+            return Ok(DEFAULT.get_or_init(|| config).clone());
+        }
+        self.make_client_config()
+    }
+
+    fn is_default(&self) -> bool {
+        self.root_certificates_pem.is_empty()
+            && self.client_certificate_pem.is_none()
+            && !self.danger_accept_invalid_certs
+    }
+
+    fn make_client_config(&self) -> Result<Arc<ClientConfig>> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let mut roots = Vec::new();
         for pem in &self.root_certificates_pem {
