@@ -10,6 +10,7 @@ Examples:
   hublink stream http://localhost:5000/chat Counter 10 | jq .
   hublink listen http://localhost:5000/chat --on ReceiveMessage --on UserJoined
   hublink repl http://localhost:5000/chat --protocol messagepack
+  hublink load http://localhost:5000/chat -n 1000 --workload broadcast --rate 1 --duration 30
   hublink call https://example.com/hub Whoami --token-command 'az account get-access-token --query accessToken -o tsv'
   hublink completions bash > /etc/bash_completion.d/hublink
 
@@ -28,7 +29,7 @@ Exit codes:
 
 /// hublink on the command line: call, send, stream and listen to SignalR hubs.
 #[derive(Debug, Parser)]
-#[command(name = "hublink", version, about, after_help = EXAMPLES)]
+#[command(name = "hublink", version, about, after_help = EXAMPLES, args_override_self = true)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -49,6 +50,9 @@ pub enum Command {
     Listen(ListenArgs),
     /// An interactive session: invoke, send, stream, on, off.
     Repl(ReplArgs),
+    /// Opens many connections and runs a workload on them: latency percentiles, throughput,
+    /// errors, delivery completeness, memory per connection.
+    Load(LoadArgs),
     /// Prints a shell completion script.
     Completions {
         /// The shell.
@@ -96,6 +100,66 @@ pub struct ListenArgs {
 pub struct ReplArgs {
     /// The hub URL (http or https).
     pub url: String,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+/// What each connection of `load` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Workload {
+    /// Nothing: connections stay open (keep-alive pings only).
+    Idle,
+    /// Each connection invokes Echo at --rate calls/s; latency from the intended send time.
+    Echo,
+    /// One connection calls SendToAll at --rate broadcasts/s; every connection listens to
+    /// Message; fan-out latency and delivery completeness.
+    Broadcast,
+    /// Connections join groups of --group-size and each sends to its group at --rate
+    /// messages/s (SendToGroup); latency and completeness.
+    GroupChat,
+}
+
+/// `load`.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// The hub URL (http or https).
+    pub url: String,
+    /// How many connections to open.
+    #[arg(short = 'n', long, default_value_t = 100)]
+    pub connections: usize,
+    /// Connections opened per second (0: all at once).
+    #[arg(long, value_name = "PER_SECOND", default_value_t = 500.0)]
+    pub ramp: f64,
+    /// How long the workload runs once every connection is up, in seconds.
+    #[arg(short, long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub duration: f64,
+    /// What each connection does.
+    #[arg(short, long, value_enum, default_value_t = Workload::Echo)]
+    pub workload: Workload,
+    /// Calls (echo), broadcasts (broadcast) or messages (group-chat) per second, per
+    /// connection (broadcast: in all).
+    #[arg(long, default_value_t = 1.0)]
+    pub rate: f64,
+    /// Bytes of text in each message.
+    #[arg(long, value_name = "BYTES", default_value_t = 16)]
+    pub payload: usize,
+    /// Members of each group (group-chat).
+    #[arg(long, default_value_t = 10)]
+    pub group_size: usize,
+    /// Spreads the connections over this many processes (when one process's file
+    /// descriptors are not enough); their reports are merged.
+    #[arg(long, default_value_t = 1)]
+    pub processes: usize,
+    /// Writes the report as JSON to this file too.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<std::path::PathBuf>,
+    /// No progress line on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Internal: run as one of the --processes (JSON lines on stdout, waits for 'go').
+    #[arg(long, hide = true)]
+    pub child: Option<usize>,
     #[command(flatten)]
     pub connection: ConnectionArgs,
 }

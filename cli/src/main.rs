@@ -6,6 +6,7 @@ mod commands;
 mod connection;
 mod failure;
 mod json;
+mod load;
 mod output;
 mod run;
 

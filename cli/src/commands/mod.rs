@@ -25,6 +25,7 @@ pub async fn run(command: Command) -> Result<(), Failure> {
         Command::Stream(args) => stream::stream(args).await,
         Command::Listen(args) => listen::listen(args).await,
         Command::Repl(args) => repl::repl(args).await,
+        Command::Load(args) => crate::load::load(args).await,
         Command::Completions { .. } => unreachable!("handled before the runtime starts"),
     }
 }
@@ -59,7 +60,7 @@ impl Session {
 }
 
 /// Logs to stderr: warnings and errors by default, more with each -v; RUST_LOG overrides.
-fn init_logging(verbose: u8) {
+pub(crate) fn init_logging(verbose: u8) {
     let level = match verbose {
         0 => "off",
         1 => "hublink=info",
