@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every cargo-fuzz target of fuzz/ for a short time (FUZZ_SECONDS, default 20) and exits
-# non-zero on the first crash, leak, timeout or out-of-memory. Longer runs: fuzz/README.md.
+# non-zero on the first crash, leak, timeout or out-of-memory. Each run first replays the
+# committed corpus (fuzz/corpus/<target>/) and the seeds; what it finds goes to a temporary
+# folder, so the committed corpus is left as it is. Longer runs: fuzz/README.md.
 #
 # cargo-fuzz needs a nightly compiler (sanitizer flags). The script uses the installed nightly
 # toolchain, else tries to install one, else runs the default (stable) compiler with
@@ -10,7 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds="${FUZZ_SECONDS:-20}"
-targets=(json_messages msgpack_messages handshake_response negotiate_response)
+targets=(json_messages msgpack_messages handshake_response negotiate_response
+  sse_event_stream message_stream driver)
 if [ "$#" -gt 0 ]; then
   targets=("$@")
 fi
@@ -48,8 +51,9 @@ status=0
 for target in "${targets[@]}"; do
   mkdir -p "corpus/$target"
   log="$(mktemp)"
+  found="$(mktemp -d)"
   echo "fuzz-smoke: $target for ${seconds}s"
-  if cargo "${toolchain[@]}" fuzz run "$target" "corpus/$target" "seeds/$target" -- \
+  if cargo "${toolchain[@]}" fuzz run "$target" "$found" "corpus/$target" "seeds/$target" -- \
     -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1; then
     grep -E '^Done [0-9]+ runs|stat::number_of_executed_units' "$log" | sed 's/^/  /'
   else
@@ -58,7 +62,7 @@ for target in "${targets[@]}"; do
     grep -E -A2 'panicked at|ERROR: libFuzzer|ERROR: AddressSanitizer|SUMMARY' "$log" | head -n 40 >&2
     grep -E 'Test unit written|^0x|Base64:' "$log" | head -n 5 >&2
   fi
-  rm -f "$log"
+  rm -rf "$log" "$found"
 done
 if [ "$status" -ne 0 ]; then
   echo "fuzz-smoke: crash inputs are in fuzz/artifacts/<target>/" >&2

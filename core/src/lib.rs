@@ -23,6 +23,10 @@
 mod access_token;
 mod connect;
 pub mod error;
+// The fuzz targets' entry points (fuzz/): built only by cargo-fuzz, which sets `--cfg fuzzing`.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 mod hub;
 mod maybe_send;

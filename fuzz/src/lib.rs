@@ -12,6 +12,11 @@ use hublink_proto::transports::{select_transports, TransferFormat, TransportSet}
 use hublink_proto::{CompletionOutcome, HubMessage, HubProtocol, Payload};
 use url::Url;
 
+pub mod driver;
+pub mod event_stream;
+pub mod generate;
+pub mod message_stream;
+
 /// The largest message the fuzzed decoders accept; small, so the size checks are reached.
 pub const MAX_MESSAGE_SIZE: usize = 1 << 16;
 
@@ -69,7 +74,25 @@ pub fn hub_messages(protocol: HubProtocol, data: &[u8]) {
     }
 }
 
-fn encode(protocol: HubProtocol, message: &HubMessage) -> Vec<u8> {
+/// `data` cut at `cuts` (each taken modulo its length plus one), in order.
+pub(crate) fn pieces<'a>(data: &'a [u8], cuts: &[u16]) -> Vec<&'a [u8]> {
+    let mut ends: Vec<usize> = cuts
+        .iter()
+        .map(|&cut| usize::from(cut) % (data.len() + 1))
+        .collect();
+    ends.push(data.len());
+    ends.sort_unstable();
+    let mut start = 0;
+    ends.into_iter()
+        .map(|end| {
+            let piece = &data[start..end];
+            start = end;
+            piece
+        })
+        .collect()
+}
+
+pub(crate) fn encode(protocol: HubProtocol, message: &HubMessage) -> Vec<u8> {
     let mut out = Vec::new();
     protocol
         .write_message(message, &mut out)

@@ -3,7 +3,7 @@
 pub mod arguments;
 pub mod builder;
 pub mod connection;
-mod driver;
+pub(crate) mod driver;
 pub mod events;
 pub mod handlers;
 pub mod lifecycle;

@@ -131,7 +131,7 @@ pub(crate) fn available() -> TransportSet {
 
 #[cfg(target_arch = "wasm32")]
 mod browser_websocket;
-mod event_stream;
+pub(crate) mod event_stream;
 mod link;
 pub(crate) mod long_polling;
 mod send_queue;
