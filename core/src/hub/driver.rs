@@ -24,6 +24,7 @@ use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, trace, warn};
 
+use super::stream::StreamFeed;
 use crate::error::{Error, Result};
 use crate::protocol::invocations::{Delivery, PendingCalls, CONNECTION_CLOSED};
 use crate::protocol::keep_alive::{KeepAlive, KeepAliveAction, SERVER_TIMEOUT_ELAPSED};
@@ -32,7 +33,6 @@ use crate::protocol::transports::TransportKind;
 use crate::protocol::{
     CancelInvocation, Close, HubMessage, HubProtocol, Invocation, MessageDecoder, Payload,
 };
-use super::stream::StreamFeed;
 use crate::reply::Reply;
 use crate::runtime;
 use crate::transport::{
@@ -462,7 +462,10 @@ impl Driver {
                 self.enqueue(frame, None);
             }
             Command::CancelStream { id } => {
-                let stalled = self.stall.as_ref().is_some_and(|stall| stall.stream_id == id);
+                let stalled = self
+                    .stall
+                    .as_ref()
+                    .is_some_and(|stall| stall.stream_id == id);
                 if self.pending.cancel_stream(&id).is_some() {
                     let cancel = self.encode(&HubMessage::CancelInvocation(CancelInvocation {
                         invocation_id: id,

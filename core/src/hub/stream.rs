@@ -199,12 +199,15 @@ impl StreamFeed {
         self.items.capacity() > 0 || self.items.is_closed()
     }
 
-    /// Resolves once [`has_room`](Self::has_room) holds. Holds no room itself once resolved.
+    /// Resolves once half the buffer is free again (or its reader is gone), so that a reader
+    /// draining a full buffer wakes the driver once per half buffer, not once per item. Holds
+    /// no room itself once resolved.
     pub(crate) fn room(&self) -> crate::transport::BoxFuture<'static, ()> {
         let items = self.items.clone();
+        let half = (items.max_capacity() / 2).max(1);
         Box::pin(async move {
-            // The slot goes back when the permit drops; it is enough to know there was one.
-            let _ = items.reserve_owned().await;
+            // The slots go back when the permits drop; it is enough to know they were free.
+            let _ = items.reserve_many(half).await;
         })
     }
 
