@@ -57,7 +57,7 @@ pub use hub::stream::{HubStream, StreamCancel};
 pub use maybe_send::{BoxFuture, MaybeSend, MaybeSync};
 pub use options::{
     parse_transport, parse_transports, AccessTokenFactory, ConnectionOptions,
-    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HTTP_TIMEOUT,
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HTTP_TIMEOUT, DEFAULT_STREAM_BUFFER_CAPACITY,
 };
 pub use protocol::transports::{TransferFormat, TransportKind};
 pub use protocol::{HubProtocol, Payload, ProtocolError, Timestamp, Value};

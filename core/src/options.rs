@@ -16,6 +16,12 @@ use crate::BoxFuture;
 /// The default time the server has to answer the handshake (15 s, as the .NET client).
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// How many received items each server-to-client stream buffers by default before the
+/// connection stops reading (1024): four of the 256-item batches the bindings take at once, so
+/// a reader keeping up never holds the connection back, while a reader that stops holds at most
+/// this many items (each at most [`max_message_size`](ConnectionOptions::max_message_size)).
+pub const DEFAULT_STREAM_BUFFER_CAPACITY: usize = 1024;
+
 /// Default timeout of negotiate, send and DELETE requests (the official 100 s).
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(100);
 
@@ -90,6 +96,11 @@ pub struct ConnectionOptions {
     pub http_timeout: Duration,
     /// The largest message accepted from the server, in bytes (1 MiB by default).
     pub max_message_size: usize,
+    /// How many received items each server-to-client stream buffers (1024 by default, at
+    /// least 1). When a stream's buffer is full the connection stops reading from the server
+    /// until the stream is read (the server feels TCP backpressure): nothing is dropped and
+    /// memory stays bounded, but every other message of the connection waits meanwhile.
+    pub stream_buffer_capacity: usize,
     /// Lets trace-level logs show message contents (off by default). Tokens are never logged.
     pub log_message_content: bool,
     /// Extra trusted root certificates (PEM), next to the operating system's; used by every
@@ -135,6 +146,7 @@ impl Default for ConnectionOptions {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             http_timeout: DEFAULT_HTTP_TIMEOUT,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            stream_buffer_capacity: DEFAULT_STREAM_BUFFER_CAPACITY,
             log_message_content: false,
             #[cfg(not(target_arch = "wasm32"))]
             tls_root_certificates_pem: Vec::new(),
@@ -171,6 +183,7 @@ impl fmt::Debug for ConnectionOptions {
             .field("handshake_timeout", &self.handshake_timeout)
             .field("http_timeout", &self.http_timeout)
             .field("max_message_size", &self.max_message_size)
+            .field("stream_buffer_capacity", &self.stream_buffer_capacity)
             .field("log_message_content", &self.log_message_content);
         #[cfg(not(target_arch = "wasm32"))]
         debug
@@ -297,6 +310,7 @@ mod tests {
         assert_eq!(options.http_timeout, Duration::from_secs(100));
         assert_eq!(options.stateful_reconnect_buffer_size, 100_000);
         assert_eq!(options.max_message_size, 1024 * 1024);
+        assert_eq!(options.stream_buffer_capacity, 1024);
         assert!(options.transports.is_empty() && options.retry_policy.is_none());
     }
 }

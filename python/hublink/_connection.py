@@ -168,6 +168,15 @@ class HubConnectionBuilder:
         self._options["max_message_size"] = int(size)
         return self
 
+    def with_stream_buffer_capacity(self, items: int) -> "HubConnectionBuilder":
+        """How many received items each server stream buffers (1024 by default, at least 1).
+
+        While a stream's buffer is full the connection reads nothing from the server (the
+        server feels TCP backpressure; nothing is dropped), so its other messages wait too.
+        """
+        self._options["stream_buffer_capacity"] = int(items)
+        return self
+
     def with_automatic_reconnect(
         self,
         policy: Union[

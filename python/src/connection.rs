@@ -201,6 +201,7 @@ impl HubConnection {
                 "handshake_timeout" => o.handshake_timeout = seconds(&value, &key)?,
                 "http_timeout" => o.http_timeout = seconds(&value, &key)?,
                 "max_message_size" => o.max_message_size = value.extract()?,
+                "stream_buffer_capacity" => o.stream_buffer_capacity = value.extract()?,
                 "automatic_reconnect" if value.is_truthy()? => {
                     o.retry_policy = Some(Arc::new(DefaultRetryPolicy::default()));
                 }

@@ -170,6 +170,18 @@ impl<I, S> PendingCalls<I, S> {
         self.insert(id, Pending::Stream(handle));
     }
 
+    /// The handle of a pending stream.
+    pub fn stream(&self, id: &str) -> Option<&S> {
+        let pending = match number(id) {
+            Some(n) => self.numbered.get(&n),
+            None => self.named.get(id),
+        };
+        match pending? {
+            Pending::Stream(s) => Some(s),
+            Pending::Invoke(_) => None,
+        }
+    }
+
     /// Forgets a stream the caller cancelled, so later items for it are ignored. Returns the
     /// handle if the stream was still pending.
     pub fn cancel_stream(&mut self, id: &str) -> Option<S> {
@@ -331,6 +343,20 @@ mod tests {
             Delivery::StreamFinished(items, Ok(())) => assert_eq!(items, [0, 1, 2]),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_stream_is_found_by_its_id_an_invoke_is_not() {
+        let mut calls: PendingCalls<&str, &str> = PendingCalls::default();
+        calls.add_stream("3".into(), "numbered");
+        calls.add_stream("x".into(), "named");
+        calls.add_invoke("4".into(), "invoke");
+        assert_eq!(calls.stream("3"), Some(&"numbered"));
+        assert_eq!(calls.stream("x"), Some(&"named"));
+        assert_eq!(calls.stream("03"), None);
+        assert_eq!(calls.stream("4"), None);
+        calls.cancel_stream("3");
+        assert_eq!(calls.stream("3"), None);
     }
 
     #[test]

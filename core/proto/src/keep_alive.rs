@@ -26,6 +26,10 @@ pub enum KeepAliveAction {
 /// Any message sent pushes the next ping back; any message received pushes the server
 /// timeout back. Long Polling keeps the connection alive by itself, so there neither runs.
 ///
+/// While the client itself stops reading (a stream's buffer is full: see
+/// [`pause_reading`](Self::pause_reading)), the server timeout does not run: what waits unread
+/// is no sign of a silent server. It runs again, in full, from the moment reading resumes.
+///
 /// ```
 /// use hublink_proto::keep_alive::{KeepAlive, KeepAliveAction};
 /// let mut clock = KeepAlive::new(15_000, 30_000, 0);
@@ -42,6 +46,7 @@ pub struct KeepAlive {
     last_sent_ms: u64,
     last_received_ms: u64,
     enabled: bool,
+    reading_paused: bool,
 }
 
 impl KeepAlive {
@@ -53,6 +58,7 @@ impl KeepAlive {
             last_sent_ms: now_ms,
             last_received_ms: now_ms,
             enabled: true,
+            reading_paused: false,
         }
     }
 
@@ -74,11 +80,25 @@ impl KeepAlive {
         self.last_received_ms = self.last_received_ms.max(now_ms);
     }
 
+    /// Records that the client stopped reading from the server: the server timeout stops
+    /// until [`resume_reading`](Self::resume_reading). Pings go on.
+    pub fn pause_reading(&mut self) {
+        self.reading_paused = true;
+    }
+
+    /// Records that the client reads again at `now_ms`: the server timeout starts over.
+    pub fn resume_reading(&mut self, now_ms: u64) {
+        if self.reading_paused {
+            self.reading_paused = false;
+            self.on_received(now_ms);
+        }
+    }
+
     /// The moment the next action is due, if any timer runs.
     pub fn next_deadline(&self) -> Option<u64> {
-        self.enabled.then(|| {
-            self.ping_due()
-                .min(self.last_received_ms.saturating_add(self.server_timeout_ms))
+        self.enabled.then(|| match self.server_timeout_due() {
+            Some(timeout) => self.ping_due().min(timeout),
+            None => self.ping_due(),
         })
     }
 
@@ -86,7 +106,7 @@ impl KeepAlive {
     pub fn poll(&self, now_ms: u64) -> KeepAliveAction {
         if !self.enabled {
             KeepAliveAction::Wait
-        } else if now_ms >= self.last_received_ms.saturating_add(self.server_timeout_ms) {
+        } else if self.server_timeout_due().is_some_and(|due| now_ms >= due) {
             KeepAliveAction::ServerTimeout
         } else if now_ms >= self.ping_due() {
             KeepAliveAction::SendPing
@@ -97,6 +117,10 @@ impl KeepAlive {
 
     fn ping_due(&self) -> u64 {
         self.last_sent_ms.saturating_add(self.interval_ms)
+    }
+
+    fn server_timeout_due(&self) -> Option<u64> {
+        (!self.reading_paused).then(|| self.last_received_ms.saturating_add(self.server_timeout_ms))
     }
 }
 
@@ -148,6 +172,27 @@ mod tests {
         let mut clock = KeepAlive::new(100, 300, 1_000);
         clock.on_received(500);
         assert_eq!(clock.poll(1_299), KeepAliveAction::SendPing);
+        assert_eq!(clock.poll(1_300), KeepAliveAction::ServerTimeout);
+    }
+
+    #[test]
+    fn no_server_timeout_while_the_client_itself_does_not_read() {
+        let mut clock = KeepAlive::new(100, 300, 0);
+        clock.pause_reading();
+        assert_eq!(clock.next_deadline(), Some(100), "pings go on");
+        assert_eq!(clock.poll(100), KeepAliveAction::SendPing);
+        clock.on_sent(100);
+        assert_eq!(clock.poll(199), KeepAliveAction::Wait);
+        clock.on_sent(1_000);
+        assert_eq!(clock.poll(1_000), KeepAliveAction::Wait, "long past 300");
+        // Reading again starts the whole timeout over.
+        clock.resume_reading(1_000);
+        assert_eq!(clock.next_deadline(), Some(1_100));
+        clock.on_sent(1_250);
+        assert_eq!(clock.poll(1_299), KeepAliveAction::Wait);
+        assert_eq!(clock.poll(1_300), KeepAliveAction::ServerTimeout);
+        // Resuming without a pause moves nothing.
+        clock.resume_reading(5_000);
         assert_eq!(clock.poll(1_300), KeepAliveAction::ServerTimeout);
     }
 }

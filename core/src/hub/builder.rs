@@ -173,6 +173,15 @@ impl HubConnectionBuilder {
         self
     }
 
+    /// How many received items each server-to-client stream buffers (1024 by default, at
+    /// least 1). While a stream's buffer is full the connection reads nothing from the server:
+    /// the server feels TCP backpressure and nothing is dropped, but the connection's other
+    /// messages (answers to calls, the server's invocations) wait until the stream is read.
+    pub fn with_stream_buffer_capacity(mut self, items: usize) -> Self {
+        self.options.stream_buffer_capacity = items;
+        self
+    }
+
     /// Lets trace-level logs show the contents of sent and received messages (the official
     /// `logMessageContent`). Off by default: messages may hold private data. Tokens are never
     /// logged.

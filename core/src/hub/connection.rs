@@ -137,6 +137,13 @@ impl HubConnection {
                 "with_retry_on_start needs a retry policy (with_automatic_reconnect).",
             ));
         }
+        if !(1..=tokio::sync::Semaphore::MAX_PERMITS).contains(&options.stream_buffer_capacity) {
+            return Err(Error::invalid_argument(format!(
+                "The stream buffer capacity must be from 1 to {}; it is {}.",
+                tokio::sync::Semaphore::MAX_PERMITS,
+                options.stream_buffer_capacity
+            )));
+        }
         let millis = |d: std::time::Duration| d.as_millis().min(u128::from(u64::MAX)) as u64;
         #[cfg_attr(target_arch = "wasm32", allow(unused_mut))]
         let mut http = HttpOptions::new(options.headers, options.cookies, options.http_timeout)?
@@ -170,6 +177,7 @@ impl HubConnection {
             stateful_reconnect_buffer: options
                 .stateful_reconnect
                 .then_some(options.stateful_reconnect_buffer_size),
+            stream_buffer_capacity: options.stream_buffer_capacity,
         };
         let shared = Arc::new(Shared::new(connect, behaviour));
         Ok(HubConnection {
@@ -466,7 +474,7 @@ impl HubConnection {
     ) -> Result<HubStream<T>> {
         let (id, frame, uploads) = self.write_call(4, true, method, arguments)?;
         let id = id.expect("a stream invocation has an id").to_string();
-        let (items_tx, items_rx) = mpsc::unbounded_channel();
+        let (feed, receiver) = stream::stream_buffer(self.shared.behaviour.stream_buffer_capacity);
         let commands = {
             let run = self.run();
             run.commands.clone().ok_or_else(|| refused(run.state))?
@@ -474,11 +482,11 @@ impl HubConnection {
         let command = Command::Stream {
             id: id.clone(),
             frame,
-            items: items_tx,
+            items: feed,
         };
         self.submit(command, uploads)
             .map_err(|Unsubmitted(_, error)| error)?;
-        Ok(HubStream::new(id, items_rx, commands, decode))
+        Ok(HubStream::new(id, receiver, commands, decode))
     }
 
     /// Registers a handler for a method the server calls. Method names match

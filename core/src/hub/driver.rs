@@ -1,6 +1,20 @@
 //! The task that owns a running connection: one loop over transport input, the outgoing
 //! queue, caller commands and the keep-alive timer. Every protocol rule it applies lives in
 //! `protocol/`; this file only moves bytes and completes futures.
+//!
+//! Backpressure from streams: a StreamItem for a stream whose buffer is full is held (a
+//! [`Stall`]) before anything else happens to it, and the driver takes nothing more from the
+//! transport until the stream's reader makes room (or cancels, drops the stream, or stops the
+//! connection). The rest of that transport message waits in the decoder, later ones in the
+//! transport: the native WebSocket is not read, SSE stops reading its response body and Long
+//! Polling stops polling once the transport's bounded channel is full, so the server feels
+//! TCP backpressure. Meanwhile the driver still takes commands, writes (pings, Acks, calls)
+//! and runs its timers; the server timeout is paused (received-but-unread data is no sign of
+//! a silent server) and starts over when reading resumes. The held message is not yet counted
+//! for stateful reconnect, so an Ack never covers it before it is in the stream's buffer.
+//! Handlers' invocations are not bounded this way: a handler may await a call whose answer
+//! comes behind later invocations, and a bound there would turn that into a deadlock (the
+//! official .NET client keeps that channel unbounded too).
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -10,6 +24,7 @@ use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, trace, warn};
 
+use super::stream::StreamFeed;
 use crate::error::{Error, Result};
 use crate::protocol::invocations::{Delivery, PendingCalls, CONNECTION_CLOSED};
 use crate::protocol::keep_alive::{KeepAlive, KeepAliveAction, SERVER_TIMEOUT_ELAPSED};
@@ -77,7 +92,16 @@ struct Queued {
 }
 
 pub(crate) type InvokeReply = Reply<Option<Payload>>;
-pub(crate) type StreamItems = mpsc::UnboundedSender<Result<Payload>>;
+pub(crate) type StreamItems = StreamFeed;
+
+/// A decoded StreamItem for a stream whose buffer is full, waiting for room; the driver
+/// reads nothing more meanwhile.
+struct Stall {
+    message: HubMessage,
+    stream_id: String,
+    /// Resolves once the stream's buffer has room or its reader is gone.
+    room: BoxFuture<'static, ()>,
+}
 
 /// What callers ask of a running connection.
 pub(crate) enum Command {
@@ -136,6 +160,8 @@ pub(crate) struct Driver {
     flush_yield: Option<runtime::YieldToOthers>,
     /// Whether it did so for the flush still to come.
     flush_yield_done: bool,
+    /// A message waiting for room in its stream's buffer: nothing is read until it has some.
+    stall: Option<Stall>,
 }
 
 impl Driver {
@@ -166,6 +192,7 @@ impl Driver {
             queued_sequenced_bytes: 0,
             flush_yield: None,
             flush_yield_done: false,
+            stall: None,
             protocol,
             incoming: link.incoming,
             outgoing: Some(link.outgoing),
@@ -273,9 +300,10 @@ impl Driver {
             && !self.replay_full()
             && !yielding;
         let writing = !self.queue.is_empty() || (only_flush_left && !yielding);
+        let reading = self.stall.is_none();
         tokio::select! {
             biased;
-            event = self.incoming.recv() => {
+            event = self.incoming.recv(), if reading => {
                 // Everything that already arrived (up to a bound) costs one trip through the
                 // select loop.
                 let mut event = event;
@@ -294,7 +322,7 @@ impl Driver {
                         }
                         None => return self.transport_closed(None).await,
                     }
-                    if taken == 64 {
+                    if taken == 64 || self.stall.is_some() {
                         break;
                     }
                     match self.incoming.try_recv() {
@@ -314,6 +342,9 @@ impl Driver {
             _ = some_or_pending(self.timer.as_mut().map(|(_, sleep)| sleep)) => {
                 self.timer = None;
                 self.on_timer()
+            }
+            () = some_or_pending(self.stall.as_mut().map(|stall| &mut stall.room)) => {
+                self.unstall()
             }
             () = some_or_pending(self.flush_yield.as_mut()), if yielding => {
                 self.flush_yield = None;
@@ -431,6 +462,10 @@ impl Driver {
                 self.enqueue(frame, None);
             }
             Command::CancelStream { id } => {
+                let stalled = self
+                    .stall
+                    .as_ref()
+                    .is_some_and(|stall| stall.stream_id == id);
                 if self.pending.cancel_stream(&id).is_some() {
                     let cancel = self.encode(&HubMessage::CancelInvocation(CancelInvocation {
                         invocation_id: id,
@@ -438,17 +473,25 @@ impl Driver {
                     }));
                     self.enqueue(cancel, None);
                 }
+                if stalled {
+                    // Its item now goes nowhere, as later ones for the cancelled stream.
+                    return self.unstall();
+                }
             }
             Command::Stop => return self.begin_stop(),
         }
         None
     }
 
+    /// Sends Close and waits for the transport to confirm. Reading resumes even past a full
+    /// stream buffer (the confirmation comes behind what the server sent): items that find
+    /// their buffer full are dropped, and the streams end with the connection's error.
     fn begin_stop(&mut self) -> Option<Ended> {
         if self.stopping.is_none() {
             debug!("stopping");
             self.enqueue_control(&HubMessage::Close(Close::default()));
             self.stopping = Some(runtime::now_ms() + STOP_GRACE.as_millis() as u64);
+            return self.unstall();
         }
         None
     }
@@ -562,6 +605,10 @@ impl Driver {
         if let Some(ended) = self.drain_decoder() {
             return Some(ended);
         }
+        if self.stall.is_some() {
+            // The rest of the transport message waits in the decoder.
+            return None;
+        }
         if let Err(e) = self.decoder.finish() {
             warn!(error = %e, "the server sent an incomplete message");
             return Some(Ended {
@@ -575,34 +622,23 @@ impl Driver {
         None
     }
 
+    /// Decodes and processes messages until the decoder is empty or a message has to wait
+    /// for room in its stream's buffer.
     fn drain_decoder(&mut self) -> Option<Ended> {
         loop {
             match self.decoder.next_message() {
                 Ok(Some(message)) => {
-                    if let Some(replay) = self.replay.as_mut() {
-                        match replay.on_received(&message) {
-                            Inbound::Process => {
-                                if message.is_sequenced() && self.ack_due_at.is_none() {
-                                    self.ack_due_at = Some(runtime::now_ms() + ACK_DELAY_MS);
-                                }
-                            }
-                            Inbound::Duplicate => {
-                                // The buffer decides whether an Ack is due.
-                                if self.ack_due_at.is_none() {
-                                    self.ack_due_at = Some(runtime::now_ms() + ACK_DELAY_MS);
-                                }
-                                continue;
-                            }
-                            Inbound::Ignore => continue,
-                            Inbound::Fail(text) => {
-                                return Some(Ended {
-                                    error: Some(Error::connection_closed(text)),
-                                    allow_reconnect: true,
-                                })
-                            }
-                        }
+                    if let Some((stream_id, room)) = self.room_needed(&message) {
+                        debug!("a stream's buffer is full: reading paused");
+                        self.keep_alive.pause_reading();
+                        self.stall = Some(Stall {
+                            message,
+                            stream_id,
+                            room,
+                        });
+                        return None;
                     }
-                    if let Some(ended) = self.on_message(message) {
+                    if let Some(ended) = self.process(message) {
                         return Some(ended);
                     }
                 }
@@ -618,6 +654,59 @@ impl Driver {
         }
     }
 
+    /// For a StreamItem whose stream's buffer is full (unless stopping): the stream's id and
+    /// a future that resolves once it has room.
+    fn room_needed(&self, message: &HubMessage) -> Option<(String, BoxFuture<'static, ()>)> {
+        let HubMessage::StreamItem(item) = message else {
+            return None;
+        };
+        if self.stopping.is_some() {
+            return None;
+        }
+        let feed = self.pending.stream(&item.invocation_id)?;
+        (!feed.has_room()).then(|| (item.invocation_id.clone(), feed.room()))
+    }
+
+    /// Processes the held message (its stream has room now, or is gone, or the connection is
+    /// stopping), then the rest of its transport message; reading resumes.
+    fn unstall(&mut self) -> Option<Ended> {
+        let stall = self.stall.take()?;
+        trace!("reading resumed");
+        self.keep_alive.resume_reading(runtime::now_ms());
+        if let Some(ended) = self.process(stall.message) {
+            return Some(ended);
+        }
+        self.drain_transport_message()
+    }
+
+    /// Counts a received message for stateful reconnect, then acts on it.
+    fn process(&mut self, message: HubMessage) -> Option<Ended> {
+        if let Some(replay) = self.replay.as_mut() {
+            match replay.on_received(&message) {
+                Inbound::Process => {
+                    if message.is_sequenced() && self.ack_due_at.is_none() {
+                        self.ack_due_at = Some(runtime::now_ms() + ACK_DELAY_MS);
+                    }
+                }
+                Inbound::Duplicate => {
+                    // The buffer decides whether an Ack is due.
+                    if self.ack_due_at.is_none() {
+                        self.ack_due_at = Some(runtime::now_ms() + ACK_DELAY_MS);
+                    }
+                    return None;
+                }
+                Inbound::Ignore => return None,
+                Inbound::Fail(text) => {
+                    return Some(Ended {
+                        error: Some(Error::connection_closed(text)),
+                        allow_reconnect: true,
+                    })
+                }
+            }
+        }
+        self.on_message(message)
+    }
+
     fn on_message(&mut self, message: HubMessage) -> Option<Ended> {
         match message {
             HubMessage::Invocation(invocation) => {
@@ -625,9 +714,7 @@ impl Driver {
                 let _ = self.invocations.send(invocation);
             }
             HubMessage::StreamItem(item) => match self.pending.stream_item(item) {
-                Delivery::StreamItem(items, payload) => {
-                    let _ = items.send(Ok(payload));
-                }
+                Delivery::StreamItem(items, payload) => items.push(payload),
                 Delivery::InvokeFinished(reply, outcome) => {
                     reply.send(outcome.map_err(Error::hub));
                 }
@@ -639,7 +726,7 @@ impl Driver {
                 }
                 Delivery::StreamFinished(items, outcome) => {
                     if let Err(e) = outcome {
-                        let _ = items.send(Err(Error::hub(e)));
+                        items.fail(Error::hub(e));
                     }
                 }
                 Delivery::StreamItem(..) | Delivery::Unknown => {}
@@ -666,12 +753,14 @@ impl Driver {
             .error
             .clone()
             .unwrap_or_else(|| Error::connection_closed(CONNECTION_CLOSED));
+        // A held message's future holds its stream's buffer open.
+        self.stall = None;
         let (invokes, streams) = self.pending.drain();
         for reply in invokes {
             reply.send(Err(error.clone()));
         }
         for items in streams {
-            let _ = items.send(Err(error.clone()));
+            items.fail(error.clone());
         }
         for queued in self.queue.drain(..) {
             if let Some(written) = queued.frame.written {
@@ -691,9 +780,7 @@ impl Driver {
                 Command::Invoke { reply, .. } => {
                     reply.send(Err(error.clone()));
                 }
-                Command::Stream { items, .. } => {
-                    let _ = items.send(Err(error.clone()));
-                }
+                Command::Stream { items, .. } => items.fail(error.clone()),
                 _ => {}
             }
         }

@@ -48,6 +48,8 @@ pub(crate) struct Behaviour {
     pub retry_policy: Option<Arc<dyn RetryPolicy>>,
     pub retry_on_start: bool,
     pub stateful_reconnect_buffer: Option<usize>,
+    /// Items each server-to-client stream buffers before reading stops.
+    pub stream_buffer_capacity: usize,
 }
 
 /// State shared by the handles and the running connection.

@@ -1,11 +1,17 @@
 //! Server-to-client streams as a `futures::Stream`, with batch reads and explicit cancel for
 //! bindings.
+//!
+//! Each stream buffers a bounded number of received items (the stream buffer capacity). When
+//! a stream's buffer is full, the driver stops reading from the transport until the reader
+//! makes room (see `driver.rs`): the server then feels TCP backpressure, nothing is dropped
+//! and nothing grows. How a stream ended travels beside the items, so an error is never held
+//! up (or lost) by a full buffer.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_util::Stream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::driver::Command;
 use crate::error::{Error, Result};
@@ -20,15 +26,21 @@ pub(crate) type Decode<T> = fn(Payload) -> Result<T>;
 /// already received at once. Dropping it before its end cancels it on the server (a
 /// CancelInvocation is sent), as disposing a subscription does in the official clients;
 /// [`cancel`](Self::cancel) does the same explicitly.
+///
+/// Received items wait in a bounded buffer
+/// ([`ConnectionOptions::stream_buffer_capacity`](crate::ConnectionOptions::stream_buffer_capacity)).
+/// While it is full the connection reads nothing more from the server, so the other calls'
+/// answers and the server's invocations wait too, until this stream is read, cancelled or
+/// dropped.
 #[must_use = "a stream is cancelled on the server when dropped"]
 pub struct HubStream<T> {
     id: String,
-    items: mpsc::UnboundedReceiver<Result<Payload>>,
+    items: mpsc::Receiver<Payload>,
+    /// The error that ended the stream, read once its items are.
+    failure: oneshot::Receiver<Error>,
     commands: Option<mpsc::UnboundedSender<Command>>,
     decode: Decode<T>,
     finished: bool,
-    /// An error that ended a batch early: the next read's.
-    failed: Option<Error>,
 }
 
 impl<T> std::fmt::Debug for HubStream<T> {
@@ -43,17 +55,17 @@ impl<T> std::fmt::Debug for HubStream<T> {
 impl<T> HubStream<T> {
     pub(crate) fn new(
         id: String,
-        items: mpsc::UnboundedReceiver<Result<Payload>>,
+        receiver: StreamReceiver,
         commands: mpsc::UnboundedSender<Command>,
         decode: Decode<T>,
     ) -> Self {
         HubStream {
             id,
-            items,
+            items: receiver.items,
+            failure: receiver.failure,
             commands: Some(commands),
             decode,
             finished: false,
-            failed: None,
         }
     }
 
@@ -74,9 +86,6 @@ impl<T> HubStream<T> {
     /// in the batch before).
     pub async fn next_batch(&mut self, max: usize) -> Result<Vec<T>> {
         let mut batch = Vec::new();
-        if let Some(error) = self.failed.take() {
-            return Err(error);
-        }
         if self.finished || max == 0 {
             return Ok(batch);
         }
@@ -85,15 +94,10 @@ impl<T> HubStream<T> {
             return Ok(batch);
         };
         batch.push(first);
+        // The end (or the error) is the next read's.
         while batch.len() < max {
             match self.items.try_recv() {
-                Ok(Ok(payload)) => batch.push((self.decode)(payload)?),
-                Ok(Err(error)) => {
-                    // Deliver what came before; the error is the next read's.
-                    self.finished = true;
-                    self.failed = Some(error);
-                    break;
-                }
+                Ok(payload) => batch.push((self.decode)(payload)?),
                 Err(_) => break,
             }
         }
@@ -124,18 +128,18 @@ impl<T> HubStream<T> {
         }
     }
 
-    /// One received entry as the next read: an item, the end (`None`), or the error.
-    fn take(&mut self, entry: Option<Result<Payload>>) -> Result<Option<T>> {
+    /// One received entry as the next read: an item, or once the items ended, the end
+    /// (`None`) or the error that ended them.
+    fn take(&mut self, entry: Option<Payload>) -> Result<Option<T>> {
         match entry {
             None => {
                 self.finished = true;
-                Ok(None)
+                match self.failure.try_recv() {
+                    Ok(error) => Err(error),
+                    Err(_) => Ok(None),
+                }
             }
-            Some(Err(e)) => {
-                self.finished = true;
-                Err(e)
-            }
-            Some(Ok(payload)) => (self.decode)(payload).map(Some),
+            Some(payload) => (self.decode)(payload).map(Some),
         }
     }
 }
@@ -144,9 +148,6 @@ impl<T> Stream for HubStream<T> {
     type Item = Result<T>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<T>>> {
-        if let Some(error) = self.failed.take() {
-            return Poll::Ready(Some(Err(error)));
-        }
         if self.finished {
             return Poll::Ready(None);
         }
@@ -162,6 +163,66 @@ impl<T> Unpin for HubStream<T> {}
 impl<T> Drop for HubStream<T> {
     fn drop(&mut self) {
         self.cancel();
+    }
+}
+
+/// The two ends of a stream's buffer: the driver's and the [`HubStream`]'s.
+pub(crate) fn stream_buffer(capacity: usize) -> (StreamFeed, StreamReceiver) {
+    let (items_tx, items) = mpsc::channel(capacity);
+    let (failure_tx, failure) = oneshot::channel();
+    (
+        StreamFeed {
+            items: items_tx,
+            failure: failure_tx,
+        },
+        StreamReceiver { items, failure },
+    )
+}
+
+/// The [`HubStream`]'s end of its buffer.
+pub(crate) struct StreamReceiver {
+    items: mpsc::Receiver<Payload>,
+    failure: oneshot::Receiver<Error>,
+}
+
+/// The driver's end of a stream's buffer: it is the only sender, so room it saw stays room
+/// until it pushes.
+pub(crate) struct StreamFeed {
+    items: mpsc::Sender<Payload>,
+    failure: oneshot::Sender<Error>,
+}
+
+impl StreamFeed {
+    /// Whether [`push`](Self::push) takes an item now: the buffer has room, or its reader is
+    /// gone (the item then goes nowhere, as for a cancelled stream).
+    pub(crate) fn has_room(&self) -> bool {
+        self.items.capacity() > 0 || self.items.is_closed()
+    }
+
+    /// Resolves once half the buffer is free again (or its reader is gone), so that a reader
+    /// draining a full buffer wakes the driver once per half buffer, not once per item. Holds
+    /// no room itself once resolved.
+    pub(crate) fn room(&self) -> crate::transport::BoxFuture<'static, ()> {
+        let items = self.items.clone();
+        let half = (items.max_capacity() / 2).max(1);
+        Box::pin(async move {
+            // The slots go back when the permits drop; it is enough to know they were free.
+            let _ = items.reserve_many(half).await;
+        })
+    }
+
+    /// Buffers an item; call it only after [`has_room`](Self::has_room), or while stopping
+    /// (then an item that finds the buffer full is dropped: the stream ends with the
+    /// connection's error anyway).
+    pub(crate) fn push(&self, item: Payload) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.items.try_send(item) {
+            tracing::debug!("a stream item arrived after stop() for a full buffer: dropped");
+        }
+    }
+
+    /// Ends the stream with `error`, after the items already buffered.
+    pub(crate) fn fail(self, error: Error) {
+        let _ = self.failure.send(error);
     }
 }
 

@@ -17,6 +17,7 @@ use hublink_proto::transports::TransportKind;
 use hublink_proto::{Payload, Value};
 use serde_json::json;
 use tokio::sync::mpsc::unbounded_channel;
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::faults::Faults;
@@ -453,7 +454,10 @@ async fn ws_loop(socket: WebSocket, conn: Arc<Conn>, generation: u64) {
         tx,
         generation,
     });
-    let (mut sink, mut stream) = socket.split();
+    let (mut sink, stream) = socket.split();
+    // Reading goes on while a write waits for a client that does not read (as in Kestrel),
+    // so that its pings still reach the client timeout.
+    let (mut reader, mut read_ended) = spawn_ws_reader(stream, conn.clone(), generation);
     let faults = conn.faults.clone();
     let mut graceful = false;
     'outer: loop {
@@ -515,22 +519,7 @@ async fn ws_loop(socket: WebSocket, conn: Arc<Conn>, generation: u64) {
                     break 'outer;
                 }
             },
-            msg = stream.next() => match msg {
-                Some(Ok(Message::Text(t))) => {
-                    conn.send(Event::Data {
-                        bytes: Bytes::copy_from_slice(t.as_bytes()),
-                        generation: Some(generation),
-                    });
-                }
-                Some(Ok(Message::Binary(b))) => {
-                    conn.send(Event::Data {
-                        bytes: b,
-                        generation: Some(generation),
-                    });
-                }
-                Some(Ok(Message::Ping(_))) | Some(Ok(Message::Pong(_))) => {}
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break 'outer,
-            }
+            _ = &mut read_ended => break 'outer,
         }
     }
     if graceful {
@@ -540,21 +529,47 @@ async fn ws_loop(socket: WebSocket, conn: Arc<Conn>, generation: u64) {
                 reason: "".into(),
             })))
             .await;
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            while let Some(Ok(m)) = stream.next().await {
-                if matches!(m, Message::Close(_)) {
-                    break;
-                }
-            }
-        })
-        .await;
+    }
+    // After a close frame of ours, the reader ends with the client's.
+    let closed = graceful
+        && tokio::time::timeout(Duration::from_secs(2), &mut reader)
+            .await
+            .is_ok();
+    if !closed {
+        reader.abort();
+        let _ = reader.await;
     }
     drop(sink);
-    drop(stream);
     if conn.generation.load(Ordering::SeqCst) == generation {
         conn.ws_attached.store(false, Ordering::SeqCst);
     }
     conn.send(Event::Detached { generation });
+}
+
+/// Forwards what the client sends to the session until the socket ends; `read_ended`
+/// resolves then.
+fn spawn_ws_reader(
+    mut stream: futures_util::stream::SplitStream<WebSocket>,
+    conn: Arc<Conn>,
+    generation: u64,
+) -> (tokio::task::JoinHandle<()>, oneshot::Receiver<()>) {
+    let (ended, read_ended) = oneshot::channel();
+    let reader = tokio::spawn(async move {
+        while let Some(msg) = stream.next().await {
+            let bytes = match msg {
+                Ok(Message::Text(t)) => Bytes::copy_from_slice(t.as_bytes()),
+                Ok(Message::Binary(b)) => b,
+                Ok(Message::Ping(_)) | Ok(Message::Pong(_)) => continue,
+                Ok(Message::Close(_)) | Err(_) => break,
+            };
+            conn.send(Event::Data {
+                bytes,
+                generation: Some(generation),
+            });
+        }
+        let _ = ended.send(());
+    });
+    (reader, read_ended)
 }
 
 /// Tells the session that the SSE stream is gone when the response body is dropped.
