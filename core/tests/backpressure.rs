@@ -5,7 +5,6 @@
 mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use common::{tag, COMBINATIONS};
@@ -14,6 +13,7 @@ use hublink::{
     ErrorKind, HubConnection, HubConnectionBuilder, HubProtocol, HubStream, TransportKind,
 };
 use hublink_testserver::{TestServer, TestServerOptions};
+use tokio::sync::{Mutex, MutexGuard};
 use tokio::time::timeout;
 
 /// The buffer of every stream here: small, so that the server fills it at once.
@@ -72,10 +72,10 @@ mod pauses {
 static PAUSES: AtomicU64 = AtomicU64::new(0);
 
 /// The pause count is the process's: one test at a time.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
+async fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::const_new(());
     pauses::init();
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+    LOCK.lock().await
 }
 
 /// Waits until the driver paused reading more often than `before` times.
@@ -149,7 +149,7 @@ async fn echo_completes(connection: &HubConnection, what: &str) {
 // scenario: lp.msgpack.stream.backpressure
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_waits_behind_a_stalled_stream_and_completes_once_the_stream_is_read() {
-    let _serial = serial();
+    let _serial = serial().await;
     let server = TestServer::start(TestServerOptions::default())
         .await
         .unwrap();
@@ -184,10 +184,10 @@ async fn a_call_waits_behind_a_stalled_stream_and_completes_once_the_stream_is_r
     server.shutdown().await;
 }
 
-// scenario: ws.json.stream.backpressure.batch
+// scenario: ws.json.stream.backpressure-batch
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn next_batch_takes_from_a_full_buffer_and_the_stream_goes_on() {
-    let _serial = serial();
+    let _serial = serial().await;
     let server = TestServer::start(TestServerOptions::default())
         .await
         .unwrap();
@@ -218,10 +218,10 @@ async fn next_batch_takes_from_a_full_buffer_and_the_stream_goes_on() {
     server.shutdown().await;
 }
 
-// scenario: ws.json.stream.backpressure.cancel
+// scenario: ws.json.stream.backpressure-cancel
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_or_dropping_a_stalled_stream_releases_the_connection() {
-    let _serial = serial();
+    let _serial = serial().await;
     let server = TestServer::start(TestServerOptions::default())
         .await
         .unwrap();
@@ -261,10 +261,10 @@ async fn cancelling_or_dropping_a_stalled_stream_releases_the_connection() {
     server.shutdown().await;
 }
 
-// scenario: ws.json.stream.backpressure.stop
+// scenario: ws.json.stream.backpressure-stop
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_completes_while_a_stream_buffer_is_full() {
-    let _serial = serial();
+    let _serial = serial().await;
     let server = TestServer::start(TestServerOptions::default())
         .await
         .unwrap();
@@ -297,10 +297,10 @@ async fn stop_completes_while_a_stream_buffer_is_full() {
     server.shutdown().await;
 }
 
-// scenario: ws.json.stream.backpressure.timeouts
+// scenario: ws.json.stream.backpressure-timeouts
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_that_stops_for_longer_than_both_timeouts_loses_nothing() {
-    let _serial = serial();
+    let _serial = serial().await;
     // The server drops a client it heard nothing from for 3 s; the client gives up on a
     // server it heard nothing from for 1 s.
     let server = TestServer::start(TestServerOptions {

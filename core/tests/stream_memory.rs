@@ -60,7 +60,7 @@ fn uncounted_server() -> (String, oneshot::Sender<()>, std::thread::JoinHandle<(
     (url, shutdown, thread)
 }
 
-// scenario: ws.json.stream.backpressure.memory
+// scenario: ws.json.stream.backpressure-memory
 #[test]
 #[cfg_attr(
     debug_assertions,
@@ -97,7 +97,7 @@ fn a_million_item_stream_read_slowly_arrives_whole_in_bounded_memory() {
             }
         }
         let growth = heap::peak() - before;
-        connection.stop().await;
+        connection.stop().await.unwrap();
         (read, growth, started.elapsed())
     });
     let _ = shutdown.send(());
