@@ -25,6 +25,13 @@ finish_step() {
 step "toolchain"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+# A real forward proxy for core/tests/proxy*.rs (and the Python and Kotlin proxy tests): the
+# binary alone, no service. Those tests fail without it, they do not skip.
+if ! command -v tinyproxy >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tinyproxy-bin >/dev/null || {
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tinyproxy-bin >/dev/null
+  }
+fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

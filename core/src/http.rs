@@ -1,5 +1,6 @@
 //! The HTTP side of a connection: one client with the connection's cookies, the user's
-//! headers, hublink's user agent, the access token and request timeouts.
+//! headers, hublink's user agent, the access token, request timeouts and (outside the
+//! browser) the TLS settings and the proxies, which the WebSocket uses too.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +35,9 @@ pub(crate) struct HttpOptions {
     /// Trusted roots, client certificate, verification (outside the browser).
     #[cfg(not(target_arch = "wasm32"))]
     pub(crate) tls: crate::tls::TlsOptions,
+    /// The HTTP proxy of every request and of the WebSocket (outside the browser).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) proxy: crate::proxy::Proxy,
 }
 
 impl HttpOptions {
@@ -59,6 +63,8 @@ impl HttpOptions {
             with_credentials: true,
             #[cfg(not(target_arch = "wasm32"))]
             tls: Default::default(),
+            #[cfg(not(target_arch = "wasm32"))]
+            proxy: Default::default(),
         })
     }
 
@@ -83,6 +89,9 @@ pub(crate) struct HttpClient {
     /// The TLS configuration of the HTTP client, for the WebSocket too.
     #[cfg(not(target_arch = "wasm32"))]
     pub(crate) tls: Arc<rustls::ClientConfig>,
+    /// Decides the WebSocket's proxy as the HTTP client decides its requests'.
+    #[cfg(not(target_arch = "wasm32"))]
+    proxy: Option<Arc<hyper_util::client::proxy::matcher::Matcher>>,
 }
 
 impl HttpClient {
@@ -113,9 +122,12 @@ impl HttpClient {
         #[cfg(not(target_arch = "wasm32"))]
         let tls = options.tls.client_config()?;
         #[cfg(not(target_arch = "wasm32"))]
-        let builder = builder
-            .cookie_provider(cookies.clone())
-            .tls_backend_preconfigured((*tls).clone());
+        let (builder, proxy) = options.proxy.configure(
+            builder
+                .cookie_provider(cookies.clone())
+                .tls_backend_preconfigured((*tls).clone()),
+            hub_url,
+        )?;
         let client = builder
             .build()
             .map_err(|e| Error::invalid_argument(format!("HTTP client: {e}")))?;
@@ -129,7 +141,18 @@ impl HttpClient {
             with_credentials: options.with_credentials,
             #[cfg(not(target_arch = "wasm32"))]
             tls,
+            #[cfg(not(target_arch = "wasm32"))]
+            proxy: proxy.map(Arc::new),
         })
+    }
+
+    /// The proxy the HTTP client would use for the `http`/`https` URL `url`, if any.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) fn proxy_for(
+        &self,
+        url: &Url,
+    ) -> Option<hyper_util::client::proxy::matcher::Intercept> {
+        crate::proxy::proxy_for(self.proxy.as_deref(), url)
     }
 
     /// A request with the user agent, the user's headers and the bearer token.

@@ -31,6 +31,8 @@ mod http;
 mod hub;
 mod maybe_send;
 mod options;
+#[cfg(not(target_arch = "wasm32"))]
+mod proxy;
 mod reply;
 mod runtime;
 #[cfg(not(target_arch = "wasm32"))]
@@ -61,5 +63,7 @@ pub use options::{
 };
 pub use protocol::transports::{TransferFormat, TransportKind};
 pub use protocol::{HubProtocol, Payload, ProtocolError, Timestamp, Value};
+#[cfg(not(target_arch = "wasm32"))]
+pub use proxy::Proxy;
 #[cfg(not(target_arch = "wasm32"))]
 pub use shared_runtime::{SharedRuntime, DEFAULT_WORKER_THREADS};

@@ -114,6 +114,11 @@ pub struct ConnectionOptions {
     /// the traffic. Off by default; for tests against self-signed servers only.
     #[cfg(not(target_arch = "wasm32"))]
     pub danger_accept_invalid_certs: bool,
+    /// The HTTP proxy of negotiate and every transport, the WebSocket included (tunnelled with
+    /// `CONNECT`): by default the environment's (`HTTP_PROXY`, `HTTPS_PROXY`, `NO_PROXY`), as
+    /// curl and the .NET client. Not in the browser, which uses its own settings.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub proxy: crate::Proxy,
 }
 
 impl ConnectionOptions {
@@ -154,6 +159,8 @@ impl Default for ConnectionOptions {
             tls_client_certificate_pem: None,
             #[cfg(not(target_arch = "wasm32"))]
             danger_accept_invalid_certs: false,
+            #[cfg(not(target_arch = "wasm32"))]
+            proxy: crate::Proxy::FromEnvironment,
         }
     }
 }
@@ -198,7 +205,8 @@ impl fmt::Debug for ConnectionOptions {
             .field(
                 "danger_accept_invalid_certs",
                 &self.danger_accept_invalid_certs,
-            );
+            )
+            .field("proxy", &self.proxy);
         debug.finish()
     }
 }

@@ -218,6 +218,38 @@ class HubConnectionBuilder:
         self._options["message_content_logging"] = enabled
         return self
 
+    def with_root_certificate_pem(self, pem: str) -> "HubConnectionBuilder":
+        """Also trusts the root certificate(s) in ``pem``, next to the operating system's,
+        for negotiate and every transport, the WebSocket included."""
+        self._options.setdefault("root_certificates_pem", []).append(str(pem))
+        return self
+
+    def with_client_certificate_pem(self, chain_pem: str, key_pem: str) -> "HubConnectionBuilder":
+        """Presents this client certificate (``chain_pem``, leaf first) with its private key
+        (``key_pem``) when the server asks for one."""
+        self._options["client_certificate_pem"] = (str(chain_pem), str(key_pem))
+        return self
+
+    def danger_accept_invalid_certs(self, accept: bool = True) -> "HubConnectionBuilder":
+        """DANGEROUS: accepts any server certificate, so anyone on the path can read and
+        change the traffic, tokens included. For tests only."""
+        self._options["danger_accept_invalid_certs"] = bool(accept)
+        return self
+
+    def with_proxy(self, url: str, *, no_proxy: str = "") -> "HubConnectionBuilder":
+        """Sends negotiate and every transport through this HTTP proxy
+        (``http://[user:password@]host:port``), the WebSocket in a ``CONNECT`` tunnel, except
+        for the hosts ``no_proxy`` lists (``NO_PROXY`` syntax: host names with their
+        subdomains, IP addresses, networks, ``*``). Without it the environment's proxy is used
+        (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``)."""
+        self._options["proxy"] = (str(url), str(no_proxy))
+        return self
+
+    def with_no_proxy(self) -> "HubConnectionBuilder":
+        """Connects without any proxy, whatever the environment says."""
+        self._options["proxy"] = None
+        return self
+
     def build(self) -> "HubConnection":
         """Builds the connection (not started). Raises ``InvalidArgumentError`` for a
         missing or unusable URL."""

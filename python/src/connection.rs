@@ -222,6 +222,16 @@ impl HubConnection {
                     o.stateful_reconnect_buffer_size = value.extract()?;
                 }
                 "message_content_logging" => o.log_message_content = value.extract()?,
+                "root_certificates_pem" => o.tls_root_certificates_pem = value.extract()?,
+                "client_certificate_pem" => o.tls_client_certificate_pem = Some(value.extract()?),
+                "danger_accept_invalid_certs" => o.danger_accept_invalid_certs = value.extract()?,
+                // `None`: no proxy, whatever the environment says; absent: the environment's.
+                "proxy" => {
+                    o.proxy = match value.extract::<Option<(String, String)>>()? {
+                        Some((url, no_proxy)) => hublink::Proxy::Url { url, no_proxy },
+                        None => hublink::Proxy::Disabled,
+                    }
+                }
                 "access_token_factory" => {
                     let factory = Arc::new(value.unbind());
                     let event_loop = event_loop.clone();

@@ -270,6 +270,30 @@ pub struct ConnectionOptions {
     pub http_timeout_ms: Option<u64>,
     #[uniffi(default = None)]
     pub max_message_size: Option<u64>,
+    /// Extra trusted root certificates (PEM), next to the operating system's, for negotiate
+    /// and every transport.
+    #[uniffi(default)]
+    pub root_certificates_pem: Vec<String>,
+    /// A client certificate chain (PEM, leaf first), with `client_key_pem`.
+    #[uniffi(default = None)]
+    pub client_certificate_pem: Option<String>,
+    /// The client certificate's private key (PEM).
+    #[uniffi(default = None)]
+    pub client_key_pem: Option<String>,
+    /// DANGEROUS: accepts any server certificate. For tests only.
+    #[uniffi(default = false)]
+    pub danger_accept_invalid_certs: bool,
+    /// An HTTP proxy (`http://[user:password@]host:port`) for negotiate and every transport
+    /// (the WebSocket through `CONNECT`); `None`: the environment's (`HTTP_PROXY`,
+    /// `HTTPS_PROXY`, `NO_PROXY`) unless `no_proxy_at_all`.
+    #[uniffi(default = None)]
+    pub proxy_url: Option<String>,
+    /// With `proxy_url`: the hosts reached without it (`NO_PROXY` syntax).
+    #[uniffi(default = "")]
+    pub proxy_bypass: String,
+    /// No proxy, whatever the environment says (ignored with `proxy_url`).
+    #[uniffi(default = false)]
+    pub no_proxy_at_all: bool,
 }
 
 /// Produces the bearer token for each connection attempt (each negotiate, so each
@@ -320,6 +344,25 @@ fn core_options(
         c.max_message_size = usize::try_from(v)
             .map_err(|_| invalid_argument("max_message_size does not fit this platform"))?;
     }
+    c.tls_root_certificates_pem = o.root_certificates_pem;
+    c.tls_client_certificate_pem = match (o.client_certificate_pem, o.client_key_pem) {
+        (Some(chain), Some(key)) => Some((chain, key)),
+        (None, None) => None,
+        _ => {
+            return Err(invalid_argument(
+                "a client certificate needs both its chain and its key",
+            ))
+        }
+    };
+    c.danger_accept_invalid_certs = o.danger_accept_invalid_certs;
+    c.proxy = match o.proxy_url {
+        Some(url) => hublink::Proxy::Url {
+            url,
+            no_proxy: o.proxy_bypass,
+        },
+        None if o.no_proxy_at_all => hublink::Proxy::Disabled,
+        None => hublink::Proxy::FromEnvironment,
+    };
     if let Some(provider) = token {
         c.access_token_factory = Some(Arc::new(move || {
             let provider = provider.clone();
@@ -737,9 +780,30 @@ mod tests {
             handshake_timeout_ms: None,
             http_timeout_ms: None,
             max_message_size: None,
+            root_certificates_pem: Vec::new(),
+            client_certificate_pem: None,
+            client_key_pem: None,
+            danger_accept_invalid_certs: false,
+            proxy_url: Some("http://proxy.example:3128".into()),
+            proxy_bypass: "localhost".into(),
+            no_proxy_at_all: false,
         };
         let core = core_options(options(vec!["websockets"], "MessagePack"), None).unwrap();
         assert_eq!(core.protocol, HubProtocol::MessagePack);
+        assert_eq!(
+            core.proxy,
+            hublink::Proxy::Url {
+                url: "http://proxy.example:3128".into(),
+                no_proxy: "localhost".into()
+            }
+        );
+        let mut key_alone = options(vec![], "json");
+        key_alone.client_key_pem = Some("a key without its chain".into());
+        let error = core_options(key_alone, None).unwrap_err();
+        assert!(
+            matches!(error, HubError::InvalidArgument { .. }),
+            "{error:?}"
+        );
         assert_eq!(core.server_timeout, Duration::from_secs(1));
         assert!(core.retry_policy.is_some());
         let error = core_options(options(vec!["carrier-pigeon"], "json"), None).unwrap_err();

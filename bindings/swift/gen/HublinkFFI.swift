@@ -2323,6 +2323,37 @@ public struct ConnectionOptions: Equatable, Hashable {
     public var handshakeTimeoutMs: UInt64?
     public var httpTimeoutMs: UInt64?
     public var maxMessageSize: UInt64?
+    /**
+     * Extra trusted root certificates (PEM), next to the operating system's, for negotiate
+     * and every transport.
+     */
+    public var rootCertificatesPem: [String]
+    /**
+     * A client certificate chain (PEM, leaf first), with `client_key_pem`.
+     */
+    public var clientCertificatePem: String?
+    /**
+     * The client certificate's private key (PEM).
+     */
+    public var clientKeyPem: String?
+    /**
+     * DANGEROUS: accepts any server certificate. For tests only.
+     */
+    public var dangerAcceptInvalidCerts: Bool
+    /**
+     * An HTTP proxy (`http://[user:password@]host:port`) for negotiate and every transport
+     * (the WebSocket through `CONNECT`); `None`: the environment's (`HTTP_PROXY`,
+     * `HTTPS_PROXY`, `NO_PROXY`) unless `no_proxy_at_all`.
+     */
+    public var proxyUrl: String?
+    /**
+     * With `proxy_url`: the hosts reached without it (`NO_PROXY` syntax).
+     */
+    public var proxyBypass: String
+    /**
+     * No proxy, whatever the environment says (ignored with `proxy_url`).
+     */
+    public var noProxyAtAll: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2338,7 +2369,31 @@ public struct ConnectionOptions: Equatable, Hashable {
          * Automatic reconnect: `None` never reconnects; an empty list uses the official
          * clients' delays (0, 2, 10, 30 s); otherwise these delays in milliseconds, one per
          * attempt.
-         */reconnectDelaysMs: [UInt64]? = nil, statefulReconnect: Bool = false, serverTimeoutMs: UInt64? = nil, keepAliveIntervalMs: UInt64? = nil, handshakeTimeoutMs: UInt64? = nil, httpTimeoutMs: UInt64? = nil, maxMessageSize: UInt64? = nil) {
+         */reconnectDelaysMs: [UInt64]? = nil, statefulReconnect: Bool = false, serverTimeoutMs: UInt64? = nil, keepAliveIntervalMs: UInt64? = nil, handshakeTimeoutMs: UInt64? = nil, httpTimeoutMs: UInt64? = nil, maxMessageSize: UInt64? = nil, 
+        /**
+         * Extra trusted root certificates (PEM), next to the operating system's, for negotiate
+         * and every transport.
+         */rootCertificatesPem: [String] = [], 
+        /**
+         * A client certificate chain (PEM, leaf first), with `client_key_pem`.
+         */clientCertificatePem: String? = nil, 
+        /**
+         * The client certificate's private key (PEM).
+         */clientKeyPem: String? = nil, 
+        /**
+         * DANGEROUS: accepts any server certificate. For tests only.
+         */dangerAcceptInvalidCerts: Bool = false, 
+        /**
+         * An HTTP proxy (`http://[user:password@]host:port`) for negotiate and every transport
+         * (the WebSocket through `CONNECT`); `None`: the environment's (`HTTP_PROXY`,
+         * `HTTPS_PROXY`, `NO_PROXY`) unless `no_proxy_at_all`.
+         */proxyUrl: String? = nil, 
+        /**
+         * With `proxy_url`: the hosts reached without it (`NO_PROXY` syntax).
+         */proxyBypass: String = "", 
+        /**
+         * No proxy, whatever the environment says (ignored with `proxy_url`).
+         */noProxyAtAll: Bool = false) {
         self.url = url
         self.transports = transports
         self.`protocol` = `protocol`
@@ -2351,6 +2406,13 @@ public struct ConnectionOptions: Equatable, Hashable {
         self.handshakeTimeoutMs = handshakeTimeoutMs
         self.httpTimeoutMs = httpTimeoutMs
         self.maxMessageSize = maxMessageSize
+        self.rootCertificatesPem = rootCertificatesPem
+        self.clientCertificatePem = clientCertificatePem
+        self.clientKeyPem = clientKeyPem
+        self.dangerAcceptInvalidCerts = dangerAcceptInvalidCerts
+        self.proxyUrl = proxyUrl
+        self.proxyBypass = proxyBypass
+        self.noProxyAtAll = noProxyAtAll
     }
 
     
@@ -2380,7 +2442,14 @@ public struct FfiConverterTypeConnectionOptions: FfiConverterRustBuffer {
                 keepAliveIntervalMs: FfiConverterOptionUInt64.read(from: &buf), 
                 handshakeTimeoutMs: FfiConverterOptionUInt64.read(from: &buf), 
                 httpTimeoutMs: FfiConverterOptionUInt64.read(from: &buf), 
-                maxMessageSize: FfiConverterOptionUInt64.read(from: &buf)
+                maxMessageSize: FfiConverterOptionUInt64.read(from: &buf), 
+                rootCertificatesPem: FfiConverterSequenceString.read(from: &buf), 
+                clientCertificatePem: FfiConverterOptionString.read(from: &buf), 
+                clientKeyPem: FfiConverterOptionString.read(from: &buf), 
+                dangerAcceptInvalidCerts: FfiConverterBool.read(from: &buf), 
+                proxyUrl: FfiConverterOptionString.read(from: &buf), 
+                proxyBypass: FfiConverterString.read(from: &buf), 
+                noProxyAtAll: FfiConverterBool.read(from: &buf)
         )
     }
 
@@ -2397,6 +2466,13 @@ public struct FfiConverterTypeConnectionOptions: FfiConverterRustBuffer {
         FfiConverterOptionUInt64.write(value.handshakeTimeoutMs, into: &buf)
         FfiConverterOptionUInt64.write(value.httpTimeoutMs, into: &buf)
         FfiConverterOptionUInt64.write(value.maxMessageSize, into: &buf)
+        FfiConverterSequenceString.write(value.rootCertificatesPem, into: &buf)
+        FfiConverterOptionString.write(value.clientCertificatePem, into: &buf)
+        FfiConverterOptionString.write(value.clientKeyPem, into: &buf)
+        FfiConverterBool.write(value.dangerAcceptInvalidCerts, into: &buf)
+        FfiConverterOptionString.write(value.proxyUrl, into: &buf)
+        FfiConverterString.write(value.proxyBypass, into: &buf)
+        FfiConverterBool.write(value.noProxyAtAll, into: &buf)
     }
 }
 

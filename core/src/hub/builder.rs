@@ -218,6 +218,30 @@ impl HubConnectionBuilder {
         self
     }
 
+    /// Sends negotiate and every transport through this HTTP proxy
+    /// (`http://[user:password@]host:port`), the WebSocket in a `CONNECT` tunnel, whatever the
+    /// environment says. Without it the environment's proxy is used (`HTTP_PROXY`,
+    /// `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`). Not in the browser, which uses its own.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn with_proxy(mut self, url: impl Into<String>) -> Self {
+        self.options.proxy = crate::Proxy::url(url);
+        self
+    }
+
+    /// Connects without any proxy, whatever the environment says.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn with_no_proxy(mut self) -> Self {
+        self.options.proxy = crate::Proxy::Disabled;
+        self
+    }
+
+    /// The proxy setting in full, such as an explicit proxy with hosts that bypass it.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn with_proxy_setting(mut self, proxy: crate::Proxy) -> Self {
+        self.options.proxy = proxy;
+        self
+    }
+
     /// The options collected so far.
     pub fn options(&self) -> &ConnectionOptions {
         &self.options

@@ -155,8 +155,10 @@ impl HubConnection {
                 client_certificate_pem: options.tls_client_certificate_pem,
                 danger_accept_invalid_certs: options.danger_accept_invalid_certs,
             };
-            // Bad PEM is refused here, before any connection.
+            // Bad PEM and proxy URLs are refused here, before any connection.
             http.tls.client_config()?;
+            options.proxy.check()?;
+            http.proxy = options.proxy;
         }
         let connect = ConnectOptions {
             url,

@@ -99,6 +99,43 @@ fn failed_to_connect(cause: &str) -> Error {
     Error::transport(format!("{FAILED_TO_CONNECT} ({cause})"))
 }
 
+/// Why a WebSocket did not open: no TCP stream (or tunnel) to the server, or the upgrade.
+enum OpenFailure {
+    Stream(Error),
+    Handshake(tungstenite::Error),
+}
+
+/// A TCP stream to the server of `request`'s URL, through a `CONNECT` tunnel when the HTTP
+/// client would send a request to that URL through a proxy.
+async fn open_stream(request: &ConnectRequest) -> Result<TcpStream> {
+    let url = &request.url;
+    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+        return Err(failed_to_connect("the URL has no host"));
+    };
+    let stream = match request.http.proxy_for(url) {
+        Some(proxy) => {
+            tracing::debug!(proxy = %proxy.uri(), "WebSocket through a CONNECT tunnel");
+            crate::proxy::open_tunnel(&proxy, host, port)
+                .await
+                .map_err(|refused| {
+                    let error = failed_to_connect(&refused.to_string());
+                    match refused.status() {
+                        Some(status) => error.with_status(status),
+                        None => error,
+                    }
+                })?
+        }
+        None => TcpStream::connect(format!("{host}:{port}"))
+            .await
+            .map_err(|e| failed_to_connect(&e.to_string()).with_source(e))?,
+    };
+    // Hub messages are small and written in bursts that are flushed once.
+    stream
+        .set_nodelay(true)
+        .map_err(|e| failed_to_connect(&e.to_string()).with_source(e))?;
+    Ok(stream)
+}
+
 async fn connect(request: ConnectRequest) -> Result<TransportLink> {
     let url = websocket_url(&request.url);
     // Checked once here, so that building it again with a renewed token cannot fail.
@@ -122,15 +159,26 @@ async fn connect(request: ConnectRequest) -> Result<TransportLink> {
             upgrade
                 .headers_mut()
                 .extend(request.http.upgrade_headers(&url, token.as_deref()));
-            // tungstenite logs the whole upgrade request at TRACE, the `Authorization` header
-            // and cookies included: its handshake runs with logging off.
-            // The HTTP client's TLS configuration: the same trust store as negotiate.
-            let tls = tokio_tungstenite::Connector::Rustls(request.http.tls.clone());
-            tokio_tungstenite::connect_async_tls_with_config(upgrade, Some(config), true, Some(tls))
+            let request = &request;
+            async move {
+                let stream = open_stream(request).await.map_err(OpenFailure::Stream)?;
+                // The HTTP client's TLS configuration: the same trust store as negotiate.
+                let tls = tokio_tungstenite::Connector::Rustls(request.http.tls.clone());
+                // tungstenite logs the whole upgrade request at TRACE, the `Authorization`
+                // header and cookies included: its handshake runs with logging off.
+                tokio_tungstenite::client_async_tls_with_config(
+                    upgrade,
+                    stream,
+                    Some(config),
+                    Some(tls),
+                )
                 .with_subscriber(tracing::subscriber::NoSubscriber::default())
+                .await
+                .map_err(OpenFailure::Handshake)
+            }
         },
         |result| {
-            matches!(result, Err(tungstenite::Error::Http(response))
+            matches!(result, Err(OpenFailure::Handshake(tungstenite::Error::Http(response)))
                 if response.status() == tungstenite::http::StatusCode::UNAUTHORIZED)
         },
     );
@@ -141,13 +189,14 @@ async fn connect(request: ConnectRequest) -> Result<TransportLink> {
     };
     let socket = match socket {
         Ok(Ok((socket, _response))) => socket,
-        Ok(Err(tungstenite::Error::Http(response))) => {
+        Ok(Err(OpenFailure::Stream(error))) => return Err(error),
+        Ok(Err(OpenFailure::Handshake(tungstenite::Error::Http(response)))) => {
             let status = response.status();
             return Err(
                 failed_to_connect(&format!("HTTP status {status}")).with_status(status.as_u16())
             );
         }
-        Ok(Err(error)) => {
+        Ok(Err(OpenFailure::Handshake(error))) => {
             return Err(failed_to_connect(&error.to_string()).with_source(error));
         }
         Err(_) => {

@@ -264,6 +264,46 @@ public struct HubConnectionBuilder {
         return b
     }
 
+    /// Also trusts the root certificate(s) in `pem`, next to the system's, on every transport.
+    public func withRootCertificatePem(_ pem: String) -> Self {
+        var b = self
+        b.options.rootCertificatesPem.append(pem)
+        return b
+    }
+
+    /// Presents this client certificate (chain, leaf first, and key, both PEM) when asked.
+    public func withClientCertificatePem(chain: String, key: String) -> Self {
+        var b = self
+        b.options.clientCertificatePem = chain
+        b.options.clientKeyPem = key
+        return b
+    }
+
+    /// DANGEROUS: accepts any server certificate, so anyone on the path can read the traffic.
+    public func dangerAcceptInvalidCerts(_ accept: Bool = true) -> Self {
+        var b = self
+        b.options.dangerAcceptInvalidCerts = accept
+        return b
+    }
+
+    /// Sends negotiate and every transport through this HTTP proxy
+    /// (`http://[user:password@]host:port`), the WebSocket in a `CONNECT` tunnel, except the
+    /// hosts `noProxy` lists. Without it the environment's proxy is used.
+    public func withProxy(_ url: String, noProxy: String = "") -> Self {
+        var b = self
+        b.options.proxyUrl = url
+        b.options.proxyBypass = noProxy
+        return b
+    }
+
+    /// Connects without any proxy, whatever the environment says.
+    public func withNoProxy() -> Self {
+        var b = self
+        b.options.proxyUrl = nil
+        b.options.noProxyAtAll = true
+        return b
+    }
+
     public func withAccessTokenProvider(_ provider: @escaping @Sendable () async throws -> String?) -> Self {
         var b = self
         b.token = provider

@@ -30,6 +30,12 @@ class HubConnectionBuilder private constructor(private val url: String) {
     private var httpTimeout: Duration? = null
     private var maxMessageSize: Long? = null
     private var accessToken: (suspend () -> String?)? = null
+    private val rootCertificatesPem = ArrayList<String>()
+    private var clientCertificatePem: Pair<String, String>? = null
+    private var dangerAcceptInvalidCerts = false
+    private var proxyUrl: String? = null
+    private var proxyBypass = ""
+    private var noProxyAtAll = false
 
     companion object {
         @JvmStatic
@@ -58,6 +64,31 @@ class HubConnectionBuilder private constructor(private val url: String) {
     fun withHttpTimeout(timeout: Duration) = apply { httpTimeout = timeout }
     fun withMaxMessageSize(bytes: Long) = apply { maxMessageSize = bytes }
 
+    /** Also trusts the root certificate(s) in [pem], next to the system's, on every transport. */
+    fun withRootCertificatePem(pem: String) = apply { rootCertificatesPem.add(pem) }
+
+    /** Presents this client certificate ([chainPem], leaf first, and [keyPem]) when asked. */
+    fun withClientCertificatePem(chainPem: String, keyPem: String) = apply { clientCertificatePem = chainPem to keyPem }
+
+    /** DANGEROUS: accepts any server certificate, so anyone on the path can read the traffic. Tests only. */
+    fun dangerAcceptInvalidCerts(accept: Boolean = true) = apply { dangerAcceptInvalidCerts = accept }
+
+    /**
+     * Sends negotiate and every transport through this HTTP proxy (`http://[user:password@]host:port`),
+     * the WebSocket in a `CONNECT` tunnel, except for the hosts [noProxy] lists (`NO_PROXY` syntax).
+     * Without it the environment's proxy is used (`HTTP_PROXY`, `HTTPS_PROXY`, `NO_PROXY`).
+     */
+    fun withProxy(url: String, noProxy: String = "") = apply {
+        proxyUrl = url
+        proxyBypass = noProxy
+    }
+
+    /** Connects without any proxy, whatever the environment says. */
+    fun withNoProxy() = apply {
+        proxyUrl = null
+        noProxyAtAll = true
+    }
+
     /** Called for every negotiate (so every reconnect); `null` sends no token. */
     fun withAccessTokenProvider(provider: suspend () -> String?) = apply { accessToken = provider }
 
@@ -80,6 +111,13 @@ class HubConnectionBuilder private constructor(private val url: String) {
             handshakeTimeoutMs = ms(handshakeTimeout),
             httpTimeoutMs = ms(httpTimeout),
             maxMessageSize = maxMessageSize?.also { require(it >= 0) }?.toULong(),
+            rootCertificatesPem = rootCertificatesPem.toList(),
+            clientCertificatePem = clientCertificatePem?.first,
+            clientKeyPem = clientCertificatePem?.second,
+            dangerAcceptInvalidCerts = dangerAcceptInvalidCerts,
+            proxyUrl = proxyUrl,
+            proxyBypass = proxyBypass,
+            noProxyAtAll = noProxyAtAll,
         )
         val provider = accessToken?.let { factory ->
             object : AccessTokenProvider {
