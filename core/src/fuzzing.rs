@@ -130,6 +130,7 @@ impl DriverUnderTest {
                 keep_alive,
                 stateful,
                 log_message_content: false,
+                stop_requested: None,
             },
         );
         let (ended_tx, ended) = oneshot::channel();

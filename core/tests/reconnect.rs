@@ -475,6 +475,42 @@ async fn a_full_replay_buffer_holds_sends_back_until_the_servers_ack() {
     );
 }
 
+// scenario: ws.json.stateful.stop-with-full-buffer
+/// stop() does not wait for the server's Ack when the replay buffer is full: it completes at
+/// once, and the sends still waiting for room fail instead of hanging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_with_a_full_replay_buffer_does_not_wait_for_the_ack() {
+    let server = server_acking_after(Duration::from_secs(30)).await;
+    let connection = hub(&server, "/testhub")
+        .with_stateful_reconnect_buffer_size(300)
+        .build()
+        .unwrap();
+    connection.start().await.unwrap();
+    // About 60 bytes a send: the buffer is full after 5, the rest wait for an Ack.
+    let sends: Vec<_> = (0..20)
+        .map(|n| connection.send("InvokeWithString", (format!("m{n}"),)))
+        .collect();
+    let waiting = tokio::spawn(futures_util::future::join_all(sends));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    timeout(Duration::from_secs(10), connection.stop())
+        .await
+        .expect("stop() completes without the Ack")
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "stop took {:?}",
+        started.elapsed()
+    );
+    let results = timeout(WAIT, waiting).await.unwrap().unwrap();
+    let failed = results.iter().filter(|r| r.is_err()).count();
+    assert!(
+        failed >= 10,
+        "the sends behind the full buffer fail: {results:?}"
+    );
+    assert_eq!(connection.state(), HubConnectionState::Disconnected);
+}
+
 // scenario: ws.json.stateful.replay-buffer-full
 /// Concurrent sends count against the replay buffer as soon as the connection takes them, not
 /// only once they are written: before the server's first Ack, no more than a buffer's worth

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, trace, warn};
 
 use super::stream::StreamFeed;
@@ -71,6 +71,9 @@ pub(crate) struct DriverSettings {
     pub keep_alive: KeepAlive,
     pub stateful: Option<StatefulLink>,
     pub log_message_content: bool,
+    /// Becomes true when `stop()` is called: heard even while the driver takes no commands
+    /// (a full replay buffer waiting for the server's Ack). `None`: only `Command::Stop`.
+    pub stop_requested: Option<watch::Receiver<bool>>,
 }
 
 /// What a queued frame is, for stateful reconnect.
@@ -162,6 +165,7 @@ pub(crate) struct Driver {
     flush_yield_done: bool,
     /// A message waiting for room in its stream's buffer: nothing is read until it has some.
     stall: Option<Stall>,
+    stop_requested: Option<watch::Receiver<bool>>,
 }
 
 impl Driver {
@@ -177,6 +181,7 @@ impl Driver {
             keep_alive,
             stateful,
             log_message_content,
+            stop_requested,
         } = settings;
         let (replay, reconnect) = match stateful {
             Some(s) => (Some(ReplayBuffer::new(s.buffer_size)), Some(s.reconnect)),
@@ -187,6 +192,7 @@ impl Driver {
             reconnect,
             ack_due_at: None,
             log_message_content,
+            stop_requested,
             timer: None,
             turns_without_writing: 0,
             queued_sequenced_bytes: 0,
@@ -345,6 +351,11 @@ impl Driver {
             }
             () = some_or_pending(self.stall.as_mut().map(|stall| &mut stall.room)) => {
                 self.unstall()
+            }
+            // Commands wait (a full replay buffer, a long queue): a stop must not wait with
+            // them for the server's Ack. What waits behind it fails with the connection.
+            () = stop_requested(&mut self.stop_requested), if !can_take_commands && self.stopping.is_none() => {
+                self.begin_stop()
             }
             () = some_or_pending(self.flush_yield.as_mut()), if yielding => {
                 self.flush_yield = None;
@@ -828,6 +839,16 @@ async fn writable(
 }
 
 /// What `future` resolves to; never, without one (a disabled select branch's stand-in).
+/// Resolves once `stop()` was called; never when nothing can call it.
+async fn stop_requested(requested: &mut Option<watch::Receiver<bool>>) {
+    if let Some(requested) = requested {
+        if requested.wait_for(|stop| *stop).await.is_ok() {
+            return;
+        }
+    }
+    std::future::pending().await
+}
+
 async fn some_or_pending<F: std::future::Future + Unpin>(future: Option<&mut F>) -> F::Output {
     match future {
         Some(future) => future.await,

@@ -238,6 +238,7 @@ fn activate(shared: &Arc<Shared>, established: Established, span: &Span) -> Opti
             keep_alive,
             stateful,
             log_message_content: shared.options.log_message_content,
+            stop_requested: Some(shared.stop_requested.subscribe()),
         },
     );
     {
