@@ -21,6 +21,8 @@ use hublink::{
 
 uniffi::setup_scaffolding!();
 
+mod raw;
+
 // ---------------------------------------------------------------------------------------------
 // Errors
 
@@ -535,6 +537,15 @@ pub struct HubConnection {
     core: hublink::HubConnection,
     events: tokio::sync::Mutex<hublink::ConnectionEvents>,
     sink: std::sync::OnceLock<Arc<dyn CallSink>>,
+    raw_calls: std::sync::OnceLock<u64>,
+}
+
+impl Drop for HubConnection {
+    fn drop(&mut self) {
+        if let Some(&channel) = self.raw_calls.get() {
+            raw::close(channel);
+        }
+    }
 }
 
 fn arguments(
@@ -567,6 +578,7 @@ impl HubConnection {
             core,
             events,
             sink: std::sync::OnceLock::new(),
+            raw_calls: std::sync::OnceLock::new(),
         }))
     }
 
@@ -654,6 +666,14 @@ impl HubConnection {
             complete(&*sink, id, outcome.map(|()| Value::Null))
         });
         Ok(())
+    }
+
+    /// The id of this connection's channel for the plain C functions `hublink_raw_call` and
+    /// `hublink_raw_next_outcomes` (see `raw.rs`): calls without uniffi's per-call structures,
+    /// for the Kotlin layer's hot path. The same id every time; the channel closes with this
+    /// object (or with `hublink_raw_close`).
+    pub fn open_raw_calls(&self) -> u64 {
+        *self.raw_calls.get_or_init(|| raw::open(self.core.clone()))
     }
 
     /// Submits a streaming invocation now.

@@ -1203,6 +1203,14 @@ public protocol HubConnectionProtocol: AnyObject, Sendable {
     func on(method: String, handler: HubHandler, returnsResult: Bool)  -> UInt64
     
     /**
+     * The id of this connection's channel for the plain C functions `hublink_raw_call` and
+     * `hublink_raw_next_outcomes` (see `raw.rs`): calls without uniffi's per-call structures,
+     * for the Kotlin layer's hot path. The same id every time; the channel closes with this
+     * object (or with `hublink_raw_close`).
+     */
+    func openRawCalls()  -> UInt64
+    
+    /**
      * "json" or "messagepack".
      */
     func `protocol`()  -> String
@@ -1405,6 +1413,21 @@ open func on(method: String, handler: HubHandler, returnsResult: Bool) -> UInt64
         FfiConverterString.lower(method),
         FfiConverterTypeHubHandler_lower(handler),
         FfiConverterBool.lower(returnsResult),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The id of this connection's channel for the plain C functions `hublink_raw_call` and
+     * `hublink_raw_next_outcomes` (see `raw.rs`): calls without uniffi's per-call structures,
+     * for the Kotlin layer's hot path. The same id every time; the channel closes with this
+     * object (or with `hublink_raw_close`).
+     */
+open func openRawCalls() -> UInt64  {
+    return try!  FfiConverterUInt64.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_hublink_ffi_fn_method_hubconnection_open_raw_calls(
+            self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
 }
@@ -3658,6 +3681,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_hublink_ffi_checksum_method_hubconnection_on() != 16682) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_hublink_ffi_checksum_method_hubconnection_open_raw_calls() != 51990) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_hublink_ffi_checksum_method_hubconnection_protocol() != 46946) {

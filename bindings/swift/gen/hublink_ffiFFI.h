@@ -392,6 +392,11 @@ void uniffi_hublink_ffi_fn_method_hubconnection_off(uint64_t ptr, RustBuffer met
 uint64_t uniffi_hublink_ffi_fn_method_hubconnection_on(uint64_t ptr, RustBuffer method, uint64_t handler, int8_t returns_result, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HUBLINK_FFI_FN_METHOD_HUBCONNECTION_OPEN_RAW_CALLS
+#define UNIFFI_FFIDEF_UNIFFI_HUBLINK_FFI_FN_METHOD_HUBCONNECTION_OPEN_RAW_CALLS
+uint64_t uniffi_hublink_ffi_fn_method_hubconnection_open_raw_calls(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_HUBLINK_FFI_FN_METHOD_HUBCONNECTION_PROTOCOL
 #define UNIFFI_FFIDEF_UNIFFI_HUBLINK_FFI_FN_METHOD_HUBCONNECTION_PROTOCOL
 RustBuffer uniffi_hublink_ffi_fn_method_hubconnection_protocol(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -845,6 +850,12 @@ uint16_t uniffi_hublink_ffi_checksum_method_hubconnection_off(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_HUBLINK_FFI_CHECKSUM_METHOD_HUBCONNECTION_ON
 #define UNIFFI_FFIDEF_UNIFFI_HUBLINK_FFI_CHECKSUM_METHOD_HUBCONNECTION_ON
 uint16_t uniffi_hublink_ffi_checksum_method_hubconnection_on(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HUBLINK_FFI_CHECKSUM_METHOD_HUBCONNECTION_OPEN_RAW_CALLS
+#define UNIFFI_FFIDEF_UNIFFI_HUBLINK_FFI_CHECKSUM_METHOD_HUBCONNECTION_OPEN_RAW_CALLS
+uint16_t uniffi_hublink_ffi_checksum_method_hubconnection_open_raw_calls(void
     
 );
 #endif

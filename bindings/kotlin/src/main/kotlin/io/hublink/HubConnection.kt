@@ -109,6 +109,22 @@ class HubConnection internal constructor(@PublishedApi internal val ffi: io.hubl
         }
     }
 
+    /**
+     * Calls without upload streams go through [RawCalls] (no JNA structure per call); the
+     * system property `io.hublink.rawCalls=false` sends them through the generated code as
+     * well, to compare the two.
+     */
+    private val raw: RawCalls? =
+        if (System.getProperty("io.hublink.rawCalls") == "false") null
+        else RawCalls(ffi.openRawCalls().toLong(), ::done, ::failWaiting)
+
+    /** Fails every call still waiting: the connection's outcomes have ended. */
+    private fun failWaiting() {
+        for (id in waiting.keys.toList()) {
+            done(id, null, ConnectionClosedException("the connection was closed before the call completed", null))
+        }
+    }
+
     init {
         NativeThreads.setUp()
         mapped { ffi.setCallSink(sink) }
@@ -195,6 +211,16 @@ class HubConnection internal constructor(@PublishedApi internal val ffi: io.hubl
 
     /** Submits call [id] now (an invocation, or a send when [send]); the outcome goes to [waiting]. */
     private fun submit(id: Long, send: Boolean, method: String, args: Array<out Any?>) {
+        if (raw != null && args.none { it is Flow<*> }) {
+            val submitted = try {
+                raw.submit(id, send, method, args.map(HubValues::encode))
+            } catch (e: Throwable) {
+                waiting.remove(id)
+                throw e
+            }
+            // Not submitted only once closed: the generated code then reports that as before.
+            if (submitted) return
+        }
         val (values, uploads) = prepare(args)
         val senders = uploads.map { it.first }
         try {
@@ -356,6 +382,7 @@ class HubConnection internal constructor(@PublishedApi internal val ffi: io.hubl
     /** Stops the connection (waiting up to 10 s) and frees the native side. Prefer `stop()` first. */
     override fun close() {
         runBlocking { withTimeoutOrNull(10_000) { runCatching { ffi.stop() } } }
+        raw?.close()
         scope.cancel()
         ffi.close()
     }
