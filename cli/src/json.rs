@@ -92,6 +92,25 @@ fn base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// A call the server made, as printed by `listen` and `repl`: `{"method": …, "arguments": […]}`
+/// in that order, whatever map serde_json builds with (a struct keeps its field order).
+pub fn render_call(method: &str, arguments: &[Value], output: Output) -> String {
+    #[derive(serde::Serialize)]
+    struct Call<'a> {
+        method: &'a str,
+        arguments: Vec<Json>,
+    }
+    let call = Call {
+        method,
+        arguments: arguments.iter().map(to_json).collect(),
+    };
+    match output {
+        Output::Json => serde_json::to_string(&call),
+        Output::Pretty => serde_json::to_string_pretty(&call),
+    }
+    .unwrap_or_default()
+}
+
 /// `json` as text in the chosen style (one line for `Output::Json`).
 pub fn render(json: &Json, output: Output) -> String {
     match output {

@@ -17,10 +17,15 @@ pub fn print_value(value: &Value, output: Output) -> Result<(), Closed> {
     print_json(&to_json(value), output)
 }
 
-/// Prints `json` in the chosen style.
-pub fn print_json(json: &serde_json::Value, output: Output) -> Result<(), Closed> {
+/// Prints a line of text.
+pub fn print_line(text: &str) -> Result<(), Closed> {
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{}", render(json, output))
+    writeln!(stdout, "{text}")
         .and_then(|()| stdout.flush())
         .map_err(|_| Closed)
+}
+
+/// Prints `json` in the chosen style.
+pub fn print_json(json: &serde_json::Value, output: Output) -> Result<(), Closed> {
+    print_line(&render(json, output))
 }

@@ -282,9 +282,9 @@ async fn listen_prints_every_call_of_the_methods_as_a_json_line() {
         result.lines(),
         [
             "3",
-            r#"{"arguments":[10],"method":"numbered"}"#,
-            r#"{"arguments":[11],"method":"numbered"}"#,
-            r#"{"arguments":[12],"method":"numbered"}"#,
+            r#"{"method":"numbered","arguments":[10]}"#,
+            r#"{"method":"numbered","arguments":[11]}"#,
+            r#"{"method":"numbered","arguments":[12]}"#,
         ]
     );
 }
@@ -325,7 +325,7 @@ async fn listen_receives_what_another_client_broadcasts() {
     assert_eq!(result.status.code(), Some(0));
     assert_eq!(
         String::from_utf8(result.stdout).unwrap(),
-        "{\"arguments\":[\"hello all\"],\"method\":\"Message\"}\n"
+        "{\"method\":\"Message\",\"arguments\":[\"hello all\"]}\n"
     );
 }
 
@@ -369,8 +369,8 @@ async fn repl_runs_commands_from_standard_input() {
         emitted,
         [
             "2",
-            r#"{"arguments":[5],"method":"Numbered"}"#,
-            r#"{"arguments":[6],"method":"Numbered"}"#
+            r#"{"method":"Numbered","arguments":[5]}"#,
+            r#"{"method":"Numbered","arguments":[6]}"#
         ]
     );
     assert_eq!(&lines[4..7], ["0", "1", "2"]);

@@ -2,14 +2,13 @@
 //! `{"method": …, "arguments": […]}`.
 
 use hublink::Value;
-use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::Session;
 use crate::args::ListenArgs;
 use crate::failure::Failure;
-use crate::json::{parse_arguments, to_json};
-use crate::output::{print_json, print_value};
+use crate::json::{parse_arguments, render_call};
+use crate::output::{print_line, print_value};
 
 /// Prints the calls until Ctrl-C (a normal end: exit 0), `--count` calls, or the connection
 /// closes.
@@ -57,11 +56,7 @@ pub async fn listen(args: ListenArgs) -> Result<(), Failure> {
                 }
                 tokio::select! {
                     Some((method, arguments)) = calls.recv() => {
-                        let line = json!({
-                            "method": method,
-                            "arguments": arguments.iter().map(to_json).collect::<Vec<_>>(),
-                        });
-                        if print_json(&line, output).is_err() {
+                        if print_line(&render_call(&method, &arguments, output)).is_err() {
                             return Ok(());
                         }
                         printed += 1;

@@ -14,13 +14,12 @@ use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
 use rustyline::validate::Validator;
 use rustyline::{Context, ExternalPrinter, Helper};
-use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Session;
 use crate::args::{Output, ReplArgs};
 use crate::failure::Failure;
-use crate::json::{render, to_json};
+use crate::json::{render, render_call, to_json};
 use crate::output::print_value;
 
 const COMMANDS: [&str; 8] = [
@@ -122,11 +121,7 @@ async fn run_line(
         "on" => {
             let (printer, method_name) = (printer.clone(), method.to_owned());
             connection.on(method, move |arguments: Vec<Value>| {
-                let call = json!({
-                    "method": method_name,
-                    "arguments": arguments.iter().map(to_json).collect::<Vec<_>>(),
-                });
-                printer.line(&render(&call, output));
+                printer.line(&render_call(&method_name, &arguments, output));
                 async {}
             });
             Ok(())
