@@ -39,4 +39,13 @@ impl Deadline {
             _ = tokio::signal::ctrl_c() => Err(Failure::Interrupted),
         }
     }
+
+    /// [`run`](Self::run) for a hub call: its own error is the call's failure.
+    pub async fn call<T>(
+        self,
+        what: &'static str,
+        call: impl Future<Output = hublink::Result<T>>,
+    ) -> Result<T, Failure> {
+        self.run(what, call).await?.map_err(Failure::Call)
+    }
 }

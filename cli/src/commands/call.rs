@@ -13,9 +13,8 @@ pub async fn call(args: CallArgs) -> Result<(), Failure> {
     let call = session.connection.invoke_value(&args.method, arguments);
     let result = session
         .deadline
-        .run("waiting for the result", call)
+        .call("waiting for the result", call)
         .await
-        .and_then(|result| result.map_err(Failure::Call))
         .map(|value| {
             // A closed stdout only means nobody reads the result.
             let _ = print_value(&value, args.connection.output);
@@ -28,10 +27,6 @@ pub async fn send(args: CallArgs) -> Result<(), Failure> {
     let arguments = parse_arguments(&args.method, &args.arguments)?;
     let session = Session::start(&args.url, &args.connection).await?;
     let sent = session.connection.send(&args.method, arguments);
-    let result = session
-        .deadline
-        .run("sending", sent)
-        .await
-        .and_then(|result| result.map_err(Failure::Call));
+    let result = session.deadline.call("sending", sent).await;
     session.finish(result).await
 }

@@ -36,13 +36,12 @@ pub async fn listen(args: ListenArgs) -> Result<(), Failure> {
     let output = args.connection.output;
     if let Some((method, arguments)) = then_invoke {
         let invoked = session.connection.invoke_value(&method, arguments);
-        match session.deadline.run("invoking", invoked).await {
-            Ok(Ok(result)) => {
+        match session.deadline.call("invoking", invoked).await {
+            Ok(result) => {
                 if print_value(&result, output).is_err() {
                     return session.finish(Ok(())).await;
                 }
             }
-            Ok(Err(error)) => return session.finish(Err(Failure::Call(error))).await,
             Err(failure) => return session.finish(Err(failure)).await,
         }
     }

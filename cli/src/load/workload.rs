@@ -33,8 +33,10 @@ struct Member {
 
 /// Runs this process's part and reports it.
 pub async fn run(args: &LoadArgs) -> Result<Report, Failure> {
-    // The connection options are checked once, before anything is opened.
-    connection::build(&args.url, &args.connection)?;
+    // Built (no IO yet) before anything is opened: bad options fail the run at once.
+    let connections = (0..args.connections)
+        .map(|_| connection::build(&args.url, &args.connection))
+        .collect::<Result<Vec<_>, _>>()?;
     system::raise_open_file_limit();
     let stats = Arc::new(Stats::new());
     let stopping = Arc::new(AtomicBool::new(false));
@@ -46,7 +48,7 @@ pub async fn run(args: &LoadArgs) -> Result<Report, Failure> {
     );
     let rss_before = system::resident_bytes();
     let opened_at = Instant::now();
-    let members = open_all(args, &stats, &stopping).await;
+    let members = open_all(args, connections, &stats, &stopping).await;
     let open_seconds = opened_at.elapsed().as_secs_f64();
     let rss_connected = system::resident_bytes();
     if args.child.is_some() {
@@ -80,20 +82,21 @@ pub async fn run(args: &LoadArgs) -> Result<Report, Failure> {
 }
 
 /// Opens the connections at the ramp rate; the ones that opened, in order.
-async fn open_all(args: &LoadArgs, stats: &Arc<Stats>, stopping: &Arc<AtomicBool>) -> Vec<Member> {
+async fn open_all(
+    args: &LoadArgs,
+    connections: Vec<HubConnection>,
+    stats: &Arc<Stats>,
+    stopping: &Arc<AtomicBool>,
+) -> Vec<Member> {
     let listening = matches!(args.workload, Workload::Broadcast | Workload::GroupChat);
     let pause = (args.ramp > 0.0).then(|| Duration::from_secs_f64(1.0 / args.ramp));
     let started = Instant::now();
     let mut opening = Vec::with_capacity(args.connections);
-    for index in 0..args.connections {
+    for (index, connection) in connections.into_iter().enumerate() {
         if let Some(pause) = pause {
             tokio::time::sleep_until(started + pause * index as u32).await;
         }
         let group = index / args.group_size;
-        let connection = match connection::build(&args.url, &args.connection) {
-            Ok(connection) => connection,
-            Err(_) => unreachable!("the options were checked before"),
-        };
         watch(&connection, stats, stopping);
         if listening {
             count_deliveries(&connection, stats);
@@ -197,12 +200,11 @@ async fn run_workload(
         }
         Workload::Echo => {
             let calls = members.iter().enumerate().map(|(i, member)| {
-                let offset = interval.mul_f64(i as f64 / members.len() as f64);
                 repeat(
-                    start + offset,
+                    staggered(start, interval, i, members.len()),
                     end,
                     interval,
-                    |_| {
+                    || {
                         let call = member
                             .connection
                             .invoke_value("Echo", vec![message(args.payload)]);
@@ -225,7 +227,7 @@ async fn run_workload(
                     start,
                     end,
                     interval,
-                    |_| {
+                    || {
                         let call = sender
                             .connection
                             .invoke_value("SendToAll", vec![message(args.payload)]);
@@ -252,14 +254,13 @@ async fn run_workload(
             }
             let expected = Arc::new(AtomicU64::new(0));
             let sends = members.iter().enumerate().map(|(i, member)| {
-                let offset = interval.mul_f64(i as f64 / members.len() as f64);
                 let (size, group) = (group_sizes[&member.group], group_name(member.group));
                 let expected = expected.clone();
                 repeat(
-                    start + offset,
+                    staggered(start, interval, i, members.len()),
                     end,
                     interval,
-                    move |_| {
+                    move || {
                         let call = member.connection.invoke_value(
                             "SendToGroup",
                             vec![Value::String(group.clone()), message(args.payload)],
@@ -281,6 +282,12 @@ async fn run_workload(
     }
 }
 
+/// The first due time of the `i`-th of `n` connections: spread evenly over one interval, so the
+/// connections do not all call at the same instant.
+fn staggered(start: Instant, interval: Duration, i: usize, n: usize) -> Instant {
+    start + interval.mul_f64(i as f64 / n as f64)
+}
+
 /// Runs `call` at `first`, then every `interval` until `end`, one at a time; counts each
 /// outcome and, with `timed`, records its latency from the time it was due (so a slow call
 /// that delays the next one shows in the percentiles instead of hiding).
@@ -292,14 +299,13 @@ async fn repeat<F, Fut>(
     stats: &Arc<Stats>,
     timed: bool,
 ) where
-    F: Fn(u64) -> Fut,
+    F: Fn() -> Fut,
     Fut: std::future::Future<Output = hublink::Result<()>>,
 {
     let mut due = first;
-    let mut n = 0;
     while due < end {
         tokio::time::sleep_until(due).await;
-        match call(n).await {
+        match call().await {
             Ok(()) => {
                 Stats::add(&stats.calls_ok, 1);
                 if timed {
@@ -311,7 +317,6 @@ async fn repeat<F, Fut>(
                 stats.record_error(&error);
             }
         }
-        n += 1;
         due += interval;
     }
 }
