@@ -2515,3 +2515,45 @@ async fn dropping_every_handle_without_stop_closes_the_connection() {
     );
     assert_no_panics();
 }
+
+// scenario: lp.json.send.refused-post, lp.msgpack.send.refused-post, sse.json.send.refused-post
+#[tokio::test]
+async fn a_refused_send_post_fails_the_call_it_carried_and_the_connection_lives_on() {
+    watch_panics();
+    let server = test_server().await;
+    // The first POST (the handshake) is served; every later one answers 500.
+    let url = faulty(&server, "send_status:500,send_status_after:1");
+    let refused = Error::new(
+        ErrorKind::Transport,
+        "Internal Server Error: Status code '500'",
+    )
+    .with_status(500);
+    for (transport, protocol) in [
+        (TransportKind::ServerSentEvents, HubProtocol::Json),
+        (TransportKind::LongPolling, HubProtocol::Json),
+        (TransportKind::LongPolling, HubProtocol::MessagePack),
+    ] {
+        let name = tag(transport, protocol);
+        let (connection, mut closes) = connected(builder(&url, transport, protocol), &name).await;
+        let began = Instant::now();
+        let invoke = within(&name, connection.invoke::<String>("Echo", ("x",))).await;
+        assert_eq!(invoke.unwrap_err(), refused, "{name}: invoke");
+        let mut items = connection.stream::<String>("InfiniteStream", ()).unwrap();
+        assert_stream_fails_with(&mut items, &refused, &format!("{name}: stream")).await;
+        let send = within(&name, connection.send("Echo", ("x",))).await;
+        assert_eq!(send.unwrap_err(), refused, "{name}: send");
+        assert!(
+            began.elapsed() < Duration::from_secs(3),
+            "{name}: the failures took {:?}",
+            began.elapsed()
+        );
+        assert_eq!(
+            connection.state(),
+            HubConnectionState::Connected,
+            "{name}: a refused POST does not end the connection"
+        );
+        assert_no_close(&mut closes, &name);
+        within(&name, connection.stop()).await.unwrap();
+    }
+    assert_no_panics();
+}

@@ -132,6 +132,14 @@ pub(crate) enum Command {
     Stop,
 }
 
+/// A call whose invocation the transport could not send (Server-Sent Events and Long
+/// Polling send each frame as a POST, which the server may refuse while the connection
+/// lives on): it fails with that error instead of waiting for an answer that cannot come.
+enum Unsent {
+    Invoke(u64),
+    Stream(String),
+}
+
 /// Why the loop ended, for the close event and the pending calls.
 pub(crate) struct Ended {
     /// The error, or `None` for a clean end (a user stop, a server Close without error).
@@ -166,6 +174,9 @@ pub(crate) struct Driver {
     /// A message waiting for room in its stream's buffer: nothing is read until it has some.
     stall: Option<Stall>,
     stop_requested: Option<watch::Receiver<bool>>,
+    /// Where the `written` of an invocation's frame reports a failed send.
+    unsent_sender: mpsc::UnboundedSender<(Unsent, Error)>,
+    unsent: mpsc::UnboundedReceiver<(Unsent, Error)>,
 }
 
 impl Driver {
@@ -187,7 +198,10 @@ impl Driver {
             Some(s) => (Some(ReplayBuffer::new(s.buffer_size)), Some(s.reconnect)),
             None => (None, None),
         };
+        let (unsent_sender, unsent) = mpsc::unbounded_channel();
         Driver {
+            unsent_sender,
+            unsent,
             replay,
             reconnect,
             ack_due_at: None,
@@ -352,6 +366,10 @@ impl Driver {
             () = some_or_pending(self.stall.as_mut().map(|stall| &mut stall.room)) => {
                 self.unstall()
             }
+            Some((call, error)) = self.unsent.recv() => {
+                self.on_unsent(call, error);
+                None
+            }
             // Commands wait (a full replay buffer, a long queue): a stop must not wait with
             // them for the server's Ack. What waits behind it fails with the connection.
             () = stop_requested(&mut self.stop_requested), if !can_take_commands && self.stopping.is_none() => {
@@ -466,11 +484,13 @@ impl Driver {
             Command::Send { frame, written } => self.enqueue(frame, written),
             Command::Invoke { id, frame, reply } => {
                 self.pending.add_numbered_invoke(id, reply);
-                self.enqueue(frame, None);
+                let written = self.report_if_unsent(Unsent::Invoke(id));
+                self.enqueue(frame, Some(written));
             }
             Command::Stream { id, frame, items } => {
+                let written = self.report_if_unsent(Unsent::Stream(id.clone()));
                 self.pending.add_stream(id, items);
-                self.enqueue(frame, None);
+                self.enqueue(frame, Some(written));
             }
             Command::CancelStream { id } => {
                 let stalled = self
@@ -492,6 +512,32 @@ impl Driver {
             Command::Stop => return self.begin_stop(),
         }
         None
+    }
+
+    /// The `written` of an invocation's frame: a failed send comes back to the loop, which
+    /// fails the call (the official clients reject the call with the send's error).
+    fn report_if_unsent(&self, call: Unsent) -> Reply<()> {
+        let unsent = self.unsent_sender.clone();
+        Reply::callback(Box::new(move |outcome| {
+            if let Err(error) = outcome {
+                let _ = unsent.send((call, error));
+            }
+        }))
+    }
+
+    fn on_unsent(&mut self, call: Unsent, error: Error) {
+        match call {
+            Unsent::Invoke(id) => {
+                if let Some(reply) = self.pending.remove_invoke(&id.to_string()) {
+                    reply.send(Err(error));
+                }
+            }
+            Unsent::Stream(id) => {
+                if let Some(items) = self.pending.cancel_stream(&id) {
+                    items.fail(error);
+                }
+            }
+        }
     }
 
     /// Sends Close and waits for the transport to confirm. Reading resumes even past a full

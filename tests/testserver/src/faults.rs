@@ -31,6 +31,9 @@ pub struct Faults {
     pub poll_status: Option<u16>,
     /// `send_status:CODE`: every POST (send) answers with this status and drops the data.
     pub send_status: Option<u16>,
+    /// `send_status_after:N`: with `send_status`, the first N POSTs (the handshake's among
+    /// them) are served as usual; only later ones answer the status.
+    pub send_status_after: u64,
     /// `ignore_sequence`: stateful reconnect: on a resumed WebSocket, send no Sequence message
     /// and replay nothing.
     pub ignore_sequence: bool,
@@ -120,6 +123,7 @@ impl Faults {
                 "malformed_after" => f.malformed_after = num.or(Some(0)),
                 "poll_status" => f.poll_status = num.and_then(|n| u16::try_from(n).ok()),
                 "send_status" => f.send_status = num.and_then(|n| u16::try_from(n).ok()),
+                "send_status_after" => f.send_status_after = num.unwrap_or(0),
                 "ignore_sequence" => f.ignore_sequence = true,
                 "bad_sequence" => f.bad_sequence = num,
                 "drop_randomly" => drop_mean = Some(num.unwrap_or(1).max(1)),

@@ -762,7 +762,12 @@ async fn poll(
 }
 
 async fn send(conn: Arc<Conn>, info: RequestInfo, body: Body) -> Response {
-    if let Some(code) = conn.faults.send_status {
+    let served_before = conn.posts.fetch_add(1, Ordering::SeqCst);
+    if let Some(code) = conn
+        .faults
+        .send_status
+        .filter(|_| served_before >= conn.faults.send_status_after)
+    {
         return StatusCode::from_u16(code)
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
             .into_response();

@@ -189,6 +189,8 @@ pub(crate) struct Conn {
     pub lp_aborted: AtomicBool,
     /// The arguments of every `Record` call, in the order the hub ran them.
     pub recorded: Mutex<Vec<Payload>>,
+    /// How many POSTs (sends) reached this connection.
+    pub posts: AtomicU64,
 }
 
 impl Conn {
@@ -230,6 +232,7 @@ pub(crate) fn create_connection(
         lp_first_done: AtomicBool::new(false),
         lp_aborted: AtomicBool::new(false),
         recorded: Mutex::new(Vec::new()),
+        posts: AtomicU64::new(0),
     });
     server
         .by_token
