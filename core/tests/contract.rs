@@ -457,6 +457,15 @@ async fn each_failure_has_its_kind() {
         HubConnection::new(bad_header).unwrap_err().kind(),
         ErrorKind::InvalidArgument
     );
+    let mut no_replay_room = ConnectionOptions::new(format!("{base}/testhub"));
+    no_replay_room.stateful_reconnect = true;
+    no_replay_room.stateful_reconnect_buffer_size = 0;
+    let error = HubConnection::new(no_replay_room).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidArgument);
+    assert_eq!(
+        error.to_string(),
+        "The stateful reconnect buffer size must be at least 1 byte; it is 0."
+    );
     assert_eq!(
         hublink::parse_transport("pigeon").unwrap_err().kind(),
         ErrorKind::InvalidArgument

@@ -137,6 +137,12 @@ impl HubConnection {
                 "with_retry_on_start needs a retry policy (with_automatic_reconnect).",
             ));
         }
+        if options.stateful_reconnect && options.stateful_reconnect_buffer_size == 0 {
+            // Nothing could ever be sent: every call would wait for room that never comes.
+            return Err(Error::invalid_argument(
+                "The stateful reconnect buffer size must be at least 1 byte; it is 0.",
+            ));
+        }
         if !(1..=tokio::sync::Semaphore::MAX_PERMITS).contains(&options.stream_buffer_capacity) {
             return Err(Error::invalid_argument(format!(
                 "The stream buffer capacity must be from 1 to {}; it is {}.",

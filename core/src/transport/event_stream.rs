@@ -5,6 +5,8 @@
 //!   at the start of the next chunk after a CR is the rest of that CRLF, not an empty line.
 //! - Invalid UTF-8 is decoded as U+FFFD and parsing goes on (the standard decodes the whole
 //!   stream that way; CR, LF and `:` are ASCII, so decoding each line alone is the same).
+//! - One UTF-8 byte order mark at the very start of the stream is dropped, as the standard's
+//!   UTF-8 decode does (the first field name would otherwise not match).
 //! - Only what is needed is kept: the unfinished line and the current event's data. Both are
 //!   bounded by `limit`: the event fails as soon as it grows past it, before it ends.
 //! - Only `data` and `event` fields matter here (`id` and `retry` are for reconnecting
@@ -38,8 +40,12 @@ pub(crate) struct EventStreamParser {
     kind: Option<String>,
     /// The last chunk ended with CR: an LF first in the next one belongs to it.
     after_cr: bool,
+    /// Nothing but a prefix of a byte order mark has arrived yet (held in `line`).
+    at_stream_start: bool,
     limit: usize,
 }
+
+const BYTE_ORDER_MARK: &[u8] = b"\xEF\xBB\xBF";
 
 impl EventStreamParser {
     /// A parser failing events (or lines) above `limit` bytes.
@@ -49,6 +55,7 @@ impl EventStreamParser {
             data: String::new(),
             kind: None,
             after_cr: false,
+            at_stream_start: true,
             limit,
         }
     }
@@ -58,6 +65,31 @@ impl EventStreamParser {
         &mut self,
         mut chunk: &[u8],
         mut on_event: impl FnMut(Event),
+    ) -> Result<(), TooLarge> {
+        if self.at_stream_start {
+            let take = (BYTE_ORDER_MARK.len() - self.line.len()).min(chunk.len());
+            self.line.extend_from_slice(&chunk[..take]);
+            chunk = &chunk[take..];
+            if self.line == BYTE_ORDER_MARK {
+                self.line.clear();
+            } else if BYTE_ORDER_MARK.starts_with(&self.line) {
+                return Ok(());
+            } else {
+                // No mark: what was held is the stream's first bytes.
+                self.at_stream_start = false;
+                let first = std::mem::take(&mut self.line);
+                self.feed_lines(&first, &mut on_event)?;
+                return self.feed_lines(chunk, &mut on_event);
+            }
+            self.at_stream_start = false;
+        }
+        self.feed_lines(chunk, &mut on_event)
+    }
+
+    fn feed_lines(
+        &mut self,
+        mut chunk: &[u8],
+        on_event: &mut impl FnMut(Event),
     ) -> Result<(), TooLarge> {
         if chunk.is_empty() {
             // An empty chunk between a CR and its LF must not end the wait for the LF.
@@ -73,12 +105,12 @@ impl EventStreamParser {
             let ending = chunk[end];
             if self.line.is_empty() {
                 self.check(end)?;
-                self.process_line(&chunk[..end], &mut on_event)?;
+                self.process_line(&chunk[..end], on_event)?;
             } else {
                 self.check(self.line.len() + end)?;
                 let mut line = std::mem::take(&mut self.line);
                 line.extend_from_slice(&chunk[..end]);
-                self.process_line(&line, &mut on_event)?;
+                self.process_line(&line, on_event)?;
                 line.clear();
                 self.line = line;
             }
@@ -223,6 +255,34 @@ mod tests {
     fn an_empty_chunk_between_cr_and_lf_keeps_them_one_line_end() {
         let split = parse_chunks(&[b"data: a\r", b"", b"\ndata: b\r\n\r\n"], 1024).unwrap();
         assert_eq!(split, vec![message("a\nb")]);
+    }
+
+    #[test]
+    fn one_byte_order_mark_at_the_start_is_dropped_in_any_split() {
+        let stream = b"\xEF\xBB\xBFdata: a\n\n\xEF\xBB\xBFdata: b\n\n";
+        let expected = vec![
+            message("a"),
+            // Only the first mark is one: later, it is part of a field name.
+        ];
+        for cut in 0..=stream.len() {
+            let got = parse_chunks(&[&stream[..cut], &stream[cut..]], 1024).unwrap();
+            assert_eq!(got, expected, "cut at {cut}");
+        }
+        let one_by_one: Vec<&[u8]> = stream.chunks(1).collect();
+        assert_eq!(parse_chunks(&one_by_one, 1024).unwrap(), expected);
+        // A stream that starts like a mark but is not one loses nothing.
+        assert_eq!(
+            parse_chunks(&[b"\xEF", b"\xBBdata: c\n\ndata: d\n\n"], 1024).unwrap(),
+            vec![message("d")],
+        );
+        assert_eq!(
+            parse_chunks(&[b"d", b"ata: e\n\n"], 1024).unwrap(),
+            vec![message("e")]
+        );
+        assert_eq!(
+            parse_chunks(&[b"\n", b"data: f\n\n"], 1024).unwrap(),
+            vec![message("f")]
+        );
     }
 
     #[test]
