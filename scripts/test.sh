@@ -47,6 +47,10 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test"
 cargo test --workspace
 
+step "distributed tracing (feature opentelemetry): spans and traceparent in invocation headers"
+cargo clippy -p hublink --features opentelemetry --all-targets -- -D warnings
+cargo test -p hublink --features opentelemetry --test distributed_tracing
+
 step "a 1 000 000-item stream read slowly stays in bounded memory (release: in debug the client is the slow side)"
 cargo test --release -p hublink --test stream_memory
 

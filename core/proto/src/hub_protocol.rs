@@ -6,7 +6,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use serde::Serialize;
 
 use super::error::ProtocolError;
-use super::message::{HubMessage, Payload};
+use super::message::{Headers, HubMessage, Payload};
 use super::msgpack::CallHead;
 use super::transports::TransferFormat;
 use super::{json, msgpack};
@@ -203,6 +203,7 @@ impl CallWriter {
         invocation_id: Option<&str>,
         target: &str,
         stream_ids: Option<&[String]>,
+        headers: &Headers,
     ) -> Bytes {
         let out = &mut self.out;
         let arguments_end = out.len();
@@ -211,7 +212,7 @@ impl CallWriter {
             HubProtocol::MessagePack => {
                 let head = CallHead {
                     ty,
-                    headers: &Vec::new(),
+                    headers,
                     invocation_id,
                     target,
                     has_stream_ids: stream_ids.is_some(),
@@ -222,7 +223,7 @@ impl CallWriter {
         }
         let head_end = out.len();
         match self.protocol {
-            HubProtocol::Json => json::write_call_tail(out, stream_ids, &Vec::new()),
+            HubProtocol::Json => json::write_call_tail(out, stream_ids, headers),
             HubProtocol::MessagePack => msgpack::write_call_tail(out, stream_ids),
         }
         let body_end = out.len();
@@ -461,6 +462,16 @@ mod tests {
     #[test]
     fn call_writer_frames_match_write_message() {
         let long = "x".repeat(300);
+        let header_sets: [Headers; 2] = [
+            vec![],
+            vec![
+                (
+                    "traceparent".into(),
+                    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
+                ),
+                ("tracestate".into(), "congo=t61rcWkgMzE".into()),
+            ],
+        ];
         for protocol in [HubProtocol::Json, HubProtocol::MessagePack] {
             for (id, stream_ids) in [
                 (None, None),
@@ -481,7 +492,7 @@ mod tests {
                         .iter()
                         .map(|a| protocol.payload(a).unwrap())
                         .collect();
-                    for ty in [1, 4] {
+                    for (headers, ty) in header_sets.iter().flat_map(|h| [(h, 1), (h, 4)]) {
                         if ty == 4 && id.is_none() {
                             continue;
                         }
@@ -489,14 +500,20 @@ mod tests {
                             out: call.out.clone(),
                             ..call
                         }
-                        .finish(ty, id, "Echo", stream_ids.as_deref());
+                        .finish(
+                            ty,
+                            id,
+                            "Echo",
+                            stream_ids.as_deref(),
+                            headers,
+                        );
                         let message = if ty == 1 {
                             HubMessage::Invocation(Invocation {
                                 invocation_id: id.map(str::to_owned),
                                 target: "Echo".into(),
                                 arguments: payloads.clone(),
                                 stream_ids: stream_ids.clone(),
-                                headers: vec![],
+                                headers: headers.clone(),
                             })
                         } else {
                             HubMessage::StreamInvocation(StreamInvocation {
@@ -504,12 +521,16 @@ mod tests {
                                 target: "Echo".into(),
                                 arguments: payloads.clone(),
                                 stream_ids: stream_ids.clone(),
-                                headers: vec![],
+                                headers: headers.clone(),
                             })
                         };
                         let mut expected = Vec::new();
                         protocol.write_message(&message, &mut expected).unwrap();
-                        assert_eq!(&frame[..], &expected[..], "{protocol:?} {ty} {id:?}");
+                        assert_eq!(
+                            &frame[..],
+                            &expected[..],
+                            "{protocol:?} {ty} {id:?} {headers:?}"
+                        );
                     }
                 }
             }

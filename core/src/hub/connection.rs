@@ -8,9 +8,11 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot};
+use tracing::Span;
 use url::Url;
 
 use super::arguments::{IntoArguments, UploadStream};
+use super::call_trace::{self, CallTraceTarget};
 use super::driver::{send_message, Command, NOT_CONNECTED};
 use super::events::{ConnectionEvent, ConnectionEvents};
 use super::handlers::{erase, Handler, HandlerId, HandlerOutput};
@@ -166,6 +168,7 @@ impl HubConnection {
             options.proxy.check()?;
             http.proxy = options.proxy;
         }
+        let call_trace = CallTraceTarget::new(&url);
         let connect = ConnectOptions {
             url,
             protocol: options.protocol,
@@ -186,6 +189,7 @@ impl HubConnection {
                 .stateful_reconnect
                 .then_some(options.stateful_reconnect_buffer_size),
             stream_buffer_capacity: options.stream_buffer_capacity,
+            call_trace,
         };
         let shared = Arc::new(Shared::new(connect, behaviour));
         Ok(HubConnection {
@@ -246,6 +250,7 @@ impl HubConnection {
         blocking: bool,
         method: &str,
         arguments: impl IntoArguments,
+        span: &Span,
     ) -> Result<(Option<u64>, Bytes, Vec<Upload>)> {
         let mut call = CallWriter::new(self.protocol());
         let streams = arguments.write_arguments(&mut call)?;
@@ -258,7 +263,8 @@ impl HubConnection {
         let id_text = id.map(|id| id_text.format(id));
         let stream_ids = (!uploads.is_empty())
             .then(|| uploads.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>());
-        let frame = call.finish(ty, id_text, method, stream_ids.as_deref());
+        let headers = call_trace::trace_headers(span);
+        let frame = call.finish(ty, id_text, method, stream_ids.as_deref(), &headers);
         Ok((id, frame, uploads))
     }
 
@@ -301,9 +307,10 @@ impl HubConnection {
         &self,
         method: &str,
         arguments: impl IntoArguments,
+        span: &Span,
         reply: Reply<Option<Payload>>,
     ) {
-        match self.write_call(1, true, method, arguments) {
+        match self.write_call(1, true, method, arguments, span) {
             Ok((id, frame, uploads)) => {
                 let id = id.expect("a blocking invocation has an id");
                 let command = Command::Invoke { id, frame, reply };
@@ -380,9 +387,16 @@ impl HubConnection {
         method: &str,
         arguments: impl IntoArguments,
     ) -> impl Future<Output = Result<Option<Payload>>> + MaybeSend + 'static {
+        let span = self.call_span(method);
         let (reply, outcome) = oneshot::channel();
-        self.submit_invoke(method, arguments, reply.into());
-        async move { outcome.await.map_err(|_| connection_closed())? }
+        self.submit_invoke(method, arguments, &span, reply.into());
+        async move {
+            let outcome = outcome.await.map_err(|_| connection_closed())?;
+            if let Err(error) = &outcome {
+                call_trace::record_failure(&span, error);
+            }
+            outcome
+        }
     }
 
     /// Invokes a hub method and calls `then` with its result as a dynamic value, instead of
@@ -395,9 +409,16 @@ impl HubConnection {
         arguments: impl IntoArguments,
         then: impl FnOnce(Result<Value>) + MaybeSend + MaybeSync + 'static,
     ) {
-        let reply: ReplyFn<Option<Payload>> =
-            Box::new(move |outcome| then(outcome.and_then(payload_value)));
-        self.submit_invoke(method, arguments, Reply::callback(reply));
+        let span = self.call_span(method);
+        let call_span = span.clone();
+        let reply: ReplyFn<Option<Payload>> = Box::new(move |outcome| {
+            if let Err(error) = &outcome {
+                call_trace::record_failure(&call_span, error);
+            }
+            drop(call_span);
+            then(outcome.and_then(payload_value))
+        });
+        self.submit_invoke(method, arguments, &span, Reply::callback(reply));
     }
 
     /// Invokes a hub method without waiting for it to run (fire-and-forget). The call is
@@ -415,9 +436,16 @@ impl HubConnection {
         method: &str,
         arguments: impl IntoArguments,
     ) -> impl Future<Output = Result<()>> + MaybeSend + 'static {
+        let span = self.call_span(method);
         let (written, done) = oneshot::channel();
-        self.submit_send(method, arguments, written.into());
-        async move { done.await.map_err(|_| connection_closed())? }
+        self.submit_send(method, arguments, &span, written.into());
+        async move {
+            let written = done.await.map_err(|_| connection_closed())?;
+            if let Err(error) = &written {
+                call_trace::record_failure(&span, error);
+            }
+            written
+        }
     }
 
     /// [`send`](Self::send), calling `then` once the invocation is written (or failed)
@@ -428,11 +456,31 @@ impl HubConnection {
         arguments: impl IntoArguments,
         then: impl FnOnce(Result<()>) + MaybeSend + MaybeSync + 'static,
     ) {
-        self.submit_send(method, arguments, Reply::callback(Box::new(then)));
+        let span = self.call_span(method);
+        let call_span = span.clone();
+        let written: ReplyFn<()> = Box::new(move |written| {
+            if let Err(error) = &written {
+                call_trace::record_failure(&call_span, error);
+            }
+            drop(call_span);
+            then(written)
+        });
+        self.submit_send(method, arguments, &span, Reply::callback(written));
     }
 
-    fn submit_send(&self, method: &str, arguments: impl IntoArguments, written: Reply<()>) {
-        let (frame, uploads) = match self.write_call(1, false, method, arguments) {
+    /// A tracing span for a call of `method` (see [`call_trace`]).
+    fn call_span(&self, method: &str) -> Span {
+        self.shared.behaviour.call_trace.span(method)
+    }
+
+    fn submit_send(
+        &self,
+        method: &str,
+        arguments: impl IntoArguments,
+        span: &Span,
+        written: Reply<()>,
+    ) {
+        let (frame, uploads) = match self.write_call(1, false, method, arguments, span) {
             Ok((_, frame, uploads)) => (frame, uploads),
             Err(error) => return written.send(Err(error)),
         };
@@ -480,7 +528,8 @@ impl HubConnection {
         arguments: impl IntoArguments,
         decode: stream::Decode<T>,
     ) -> Result<HubStream<T>> {
-        let (id, frame, uploads) = self.write_call(4, true, method, arguments)?;
+        let span = self.call_span(method);
+        let (id, frame, uploads) = self.write_call(4, true, method, arguments, &span)?;
         let id = id.expect("a stream invocation has an id").to_string();
         let (feed, receiver) = stream::stream_buffer(self.shared.behaviour.stream_buffer_capacity);
         let commands = {
@@ -494,7 +543,7 @@ impl HubConnection {
         };
         self.submit(command, uploads)
             .map_err(|Unsubmitted(_, error)| error)?;
-        Ok(HubStream::new(id, receiver, commands, decode))
+        Ok(HubStream::new(id, receiver, commands, decode).with_span(span))
     }
 
     /// Registers a handler for a method the server calls. Method names match

@@ -1,5 +1,6 @@
 //! The life of a connection: start, the running driver, automatic reconnect, stop, close.
 
+use super::call_trace::CallTraceTarget;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -50,6 +51,8 @@ pub(crate) struct Behaviour {
     pub stateful_reconnect_buffer: Option<usize>,
     /// Items each server-to-client stream buffers before reading stops.
     pub stream_buffer_capacity: usize,
+    /// What every call's tracing span says about the server.
+    pub call_trace: CallTraceTarget,
 }
 
 /// State shared by the handles and the running connection.

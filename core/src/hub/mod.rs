@@ -2,6 +2,7 @@
 
 pub mod arguments;
 pub mod builder;
+pub(crate) mod call_trace;
 pub mod connection;
 pub(crate) mod driver;
 pub mod events;

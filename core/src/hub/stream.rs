@@ -41,6 +41,8 @@ pub struct HubStream<T> {
     commands: Option<mpsc::UnboundedSender<Command>>,
     decode: Decode<T>,
     finished: bool,
+    /// The call's tracing span: it ends when the stream is dropped.
+    span: tracing::Span,
 }
 
 impl<T> std::fmt::Debug for HubStream<T> {
@@ -66,7 +68,14 @@ impl<T> HubStream<T> {
             commands: Some(commands),
             decode,
             finished: false,
+            span: tracing::Span::none(),
         }
+    }
+
+    /// Keeps the call's tracing span open as long as the stream.
+    pub(crate) fn with_span(mut self, span: tracing::Span) -> Self {
+        self.span = span;
+        self
     }
 
     /// The invocation id of the stream.

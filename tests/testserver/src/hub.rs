@@ -100,6 +100,9 @@ const TEST_HUB: &[Method] = &[
     m("TallyDuplicates", 0),
     m("CancelledStreams", 0),
     m("EmitNumbered", 2),
+    m("GetInvocationHeaders", 0),
+    s("StreamInvocationHeaders", 0),
+    m("RecordInvocationHeaders", 0),
 ];
 
 const AUTHORIZED_HUB: &[Method] = &[
@@ -126,6 +129,8 @@ pub(crate) struct Ctx {
     pub server: Arc<ServerState>,
     pub protocol: HubProtocol,
     pub transport: TransportKind,
+    /// The headers of the invocation being run.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Ctx {
@@ -221,6 +226,16 @@ fn exception(target: &str, kind: &str, message: &str) -> String {
     format!("An unexpected error occurred invoking '{target}' on the server. {kind}: {message}")
 }
 
+/// The headers of the invocation being run, as a map of strings.
+fn headers_map(ctx: &Ctx) -> Value {
+    Value::Map(
+        ctx.headers
+            .iter()
+            .map(|(name, value)| (Value::String(name.clone()), Value::String(value.clone())))
+            .collect(),
+    )
+}
+
 fn complex_object() -> Value {
     let s = |k: &str| Value::String(k.to_owned());
     Value::Map(vec![
@@ -303,6 +318,10 @@ async fn run_stream(
             Ok(())
         }
         "EmptyStream" => Ok(()),
+        "StreamInvocationHeaders" => {
+            sink(Payload::Value(headers_map(ctx)));
+            Ok(())
+        }
         "InfiniteStream" => {
             cancel.cancelled().await;
             ctx.send(client_call("StreamCanceled", Vec::new()));
@@ -479,6 +498,12 @@ async fn run_method(
             };
             let _ = ctx.events.send(Event::Raw(raw));
             Ok(null())
+        }
+        "GetInvocationHeaders" => Ok(v(headers_map(ctx))),
+        "RecordInvocationHeaders" => {
+            let mut recorded = ctx.conn.recorded.lock().unwrap();
+            recorded.push(Payload::Value(headers_map(ctx)));
+            Ok(v(recorded.len() as i64 - 1))
         }
         "Record" => {
             let mut recorded = ctx.conn.recorded.lock().unwrap();

@@ -776,6 +776,7 @@ impl Session {
                     inv.invocation_id,
                     inv.arguments,
                     inv.stream_ids.unwrap_or_default(),
+                    inv.headers,
                     false,
                 );
             }
@@ -785,6 +786,7 @@ impl Session {
                     Some(inv.invocation_id),
                     inv.arguments,
                     inv.stream_ids.unwrap_or_default(),
+                    inv.headers,
                     true,
                 );
             }
@@ -850,6 +852,7 @@ impl Session {
         id: Option<String>,
         arguments: Vec<Payload>,
         stream_ids: Vec<String>,
+        headers: Vec<(String, String)>,
         streaming: bool,
     ) {
         let fail = |s: &mut Session, id: &Option<String>, error: String| {
@@ -922,6 +925,7 @@ impl Session {
             server: self.server.clone(),
             protocol: self.protocol.unwrap_or(HubProtocol::Json),
             transport: self.kind.unwrap_or(TransportKind::WebSockets),
+            headers,
         };
         let fut = hub::invoke(
             ctx, method, target, id, arguments, uploads, cancel, streaming,
