@@ -16,6 +16,7 @@ use url::Url;
 use crate::error::{Error, Result};
 use crate::http::{HttpClient, HttpOptions};
 use crate::hub::driver::{Command, Driver, DriverSettings, Ended, StatefulLink};
+use crate::hub::stream::{stream_buffer, StreamReceiver};
 use crate::protocol::keep_alive::KeepAlive;
 use crate::protocol::transports::TransportKind;
 use crate::protocol::{HubMessage, HubProtocol, Invocation, Payload, StreamInvocation};
@@ -194,11 +195,7 @@ impl DriverUnderTest {
 
     /// Starts a stream `id` of `target`; the receiver gets its items and its end. `None` when
     /// the driver ended.
-    pub fn stream(
-        &self,
-        id: &str,
-        target: &str,
-    ) -> Option<mpsc::UnboundedReceiver<Result<Payload>>> {
+    pub fn stream(&self, id: &str, target: &str) -> Option<StreamItems> {
         let frame = self.frame(&HubMessage::StreamInvocation(StreamInvocation {
             invocation_id: id.to_owned(),
             target: target.to_owned(),
@@ -206,15 +203,20 @@ impl DriverUnderTest {
             stream_ids: None,
             headers: vec![],
         }));
-        let (items_tx, items) = mpsc::unbounded_channel();
+        // Room for every item an input can hold: the harness reads streams only at the end,
+        // and a full buffer would (rightly) stop the driver reading its transport.
+        let (feed, receiver) = stream_buffer(1 << 16);
         self.commands
             .send(Command::Stream {
                 id: id.to_owned(),
                 frame,
-                items: items_tx,
+                items: feed,
             })
             .ok()?;
-        Some(items)
+        Some(StreamItems {
+            receiver,
+            ended: false,
+        })
     }
 
     /// The caller drops stream `id`.
@@ -304,5 +306,23 @@ fn unreachable_reconnect(protocol: HubProtocol, max_message_size: usize) -> Conn
         access_token: crate::access_token::AccessToken::fixed(None),
         http,
         max_message_size,
+    }
+}
+
+/// The items of a stream started with [`DriverUnderTest::stream`].
+pub struct StreamItems {
+    receiver: StreamReceiver,
+    ended: bool,
+}
+
+impl StreamItems {
+    /// The next item, then the error that ended the stream (if one did), then `None`.
+    pub async fn recv(&mut self) -> Option<Result<Payload>> {
+        if self.ended {
+            return None;
+        }
+        let next = self.receiver.next().await;
+        self.ended = !matches!(next, Some(Ok(_)));
+        next
     }
 }

@@ -42,13 +42,14 @@ fn parse(chunks: &[&[u8]], limit: usize) -> (Events, Option<usize>) {
     (events, None)
 }
 
-/// The HTML standard's event stream interpretation, written plainly: lines end with CRLF, LF
-/// or CR; an unfinished last line and an unfinished last event are dropped.
+/// The HTML standard's event stream interpretation, written plainly: one leading byte order
+/// mark is dropped; lines end with CRLF, LF or CR; an unfinished last line and an unfinished
+/// last event are dropped.
 fn reference(stream: &[u8]) -> Events {
     let mut events = Vec::new();
     let mut data = String::new();
     let mut kind = String::new();
-    let mut rest = stream;
+    let mut rest = stream.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(stream);
     while let Some(end) = rest.iter().position(|b| matches!(b, b'\r' | b'\n')) {
         let line = &rest[..end];
         let skip = if rest[end..].starts_with(b"\r\n") {

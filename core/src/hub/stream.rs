@@ -194,6 +194,18 @@ pub(crate) struct StreamReceiver {
     failure: oneshot::Receiver<Error>,
 }
 
+#[cfg(fuzzing)]
+impl StreamReceiver {
+    /// The next item, or (once) the error that ended the stream, or `None`; call no more
+    /// after anything but an item.
+    pub(crate) async fn next(&mut self) -> Option<Result<Payload>> {
+        match self.items.recv().await {
+            Some(item) => Some(Ok(item)),
+            None => (&mut self.failure).await.ok().map(Err),
+        }
+    }
+}
+
 /// The driver's end of a stream's buffer: it is the only sender, so room it saw stays room
 /// until it pushes.
 pub(crate) struct StreamFeed {
