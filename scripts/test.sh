@@ -37,6 +37,13 @@ if ! command -v tinyproxy >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tinyproxy-bin >/dev/null
   }
 fi
+# A real Redis and HAProxy for the scaled-out testbed (scripts/testbed.sh, core/tests/scale_out.rs):
+# the tests start their own on free ports. They fail without them, they do not skip.
+if ! command -v redis-server >/dev/null || ! command -v haproxy >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server haproxy >/dev/null || {
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server haproxy >/dev/null
+  }
+fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

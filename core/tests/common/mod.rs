@@ -73,5 +73,6 @@ pub fn calls(connection: &HubConnection, method: &str) -> mpsc::UnboundedReceive
     rx
 }
 
+pub mod testbed;
 pub mod tinyproxy;
 pub mod tls_server;

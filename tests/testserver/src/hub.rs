@@ -15,6 +15,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+use crate::backplane::{deliver_locally, Audience};
 use crate::session::{Conn, Event, HubKind};
 use crate::ServerState;
 
@@ -85,6 +86,7 @@ const TEST_HUB: &[Method] = &[
     m("SendToUser", 2),
     m("SendToConnection", 2),
     m("GetUserIdentifier", 0),
+    m("GetInstanceName", 0),
     s("StreamCount", 1),
     m("EchoN", 2),
     u("UploadSum", 0),
@@ -172,14 +174,25 @@ pub(crate) fn client_call(target: &str, arguments: Vec<Payload>) -> HubMessage {
     })
 }
 
-/// Sends `msg` to every connection of this endpoint that `pick` selects.
-fn send_where(ctx: &Ctx, msg: &HubMessage, pick: impl Fn(&Conn) -> bool) {
-    let conns: Vec<Arc<Conn>> = ctx.server.by_id.lock().unwrap().values().cloned().collect();
-    for c in conns {
-        if c.endpoint.hub == ctx.conn.endpoint.hub && pick(&c) {
-            let _ = c.events.send(Event::Outgoing(msg.clone()));
-        }
+/// Sends `Message(argument)` to the connections `audience` names: this server's, or through
+/// the Redis backplane every instance's. Through Redis even a local receiver gets it from
+/// Redis, so that what one caller sends arrives in the order it was sent.
+async fn send_message_to(
+    ctx: &Ctx,
+    target: &str,
+    audience: Audience,
+    argument: &Payload,
+) -> Result<Option<Payload>, String> {
+    let msg = client_call("Message", vec![portable(argument)]);
+    let hub = ctx.conn.endpoint.hub;
+    match &ctx.server.backplane {
+        Some(backplane) => backplane
+            .publish(hub, audience, &msg)
+            .await
+            .map_err(|e| exception(target, "RedisException", &e))?,
+        None => deliver_locally(&ctx.server, hub, &audience, &msg),
     }
+    Ok(null())
 }
 
 fn value(p: &Payload) -> Value {
@@ -429,41 +442,23 @@ async fn run_method(
         }
         "SendToGroup" => {
             let key = ctx.group_key(&text(&arg(0)).unwrap_or_default());
-            let members = ctx
-                .server
-                .groups
-                .lock()
-                .unwrap()
-                .get(&key)
-                .cloned()
-                .unwrap_or_default();
-            let msg = client_call("Message", vec![portable(&arg(1))]);
-            send_where(ctx, &msg, |c| members.contains(&c.id));
-            Ok(null())
+            send_message_to(ctx, target, Audience::Group(key), &arg(1)).await
         }
-        "Broadcast" | "SendToAll" => {
-            let msg = client_call("Message", vec![portable(&arg(0))]);
-            send_where(ctx, &msg, |_| true);
-            Ok(null())
-        }
+        "Broadcast" | "SendToAll" => send_message_to(ctx, target, Audience::All, &arg(0)).await,
         "SendToOthers" => {
-            let msg = client_call("Message", vec![portable(&arg(0))]);
             let me = ctx.conn.id.clone();
-            send_where(ctx, &msg, |c| c.id != me);
-            Ok(null())
+            send_message_to(ctx, target, Audience::AllExcept(me), &arg(0)).await
         }
-        "SendToUser" => {
-            let user = text(&arg(0));
-            let msg = client_call("Message", vec![portable(&arg(1))]);
-            send_where(ctx, &msg, |c| c.user.is_some() && c.user == user);
-            Ok(null())
-        }
+        "SendToUser" => match text(&arg(0)) {
+            Some(user) => send_message_to(ctx, target, Audience::User(user), &arg(1)).await,
+            // No connection has a null user.
+            None => Ok(null()),
+        },
         "SendToConnection" => {
             let id = text(&arg(0)).unwrap_or_default();
-            let msg = client_call("Message", vec![portable(&arg(1))]);
-            send_where(ctx, &msg, |c| c.id == id);
-            Ok(null())
+            send_message_to(ctx, target, Audience::Connection(id), &arg(1)).await
         }
+        "GetInstanceName" => Ok(v(ctx.server.options.instance_name.clone())),
         "GetUserIdentifier" => Ok(v(ctx.conn.user.clone())),
         "GetUserNameIdentifier" => Ok(v(ctx.conn.user.clone())),
         "GetUserClaim" => {

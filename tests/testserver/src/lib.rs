@@ -11,6 +11,7 @@
 //! # }
 //! ```
 
+mod backplane;
 pub mod chaos_proxy;
 mod faults;
 mod http;
@@ -57,6 +58,13 @@ pub struct TestServerOptions {
     pub ack_delay: Duration,
     /// A negotiated connection that no transport picked up within this time is dropped.
     pub unused_connection_timeout: Duration,
+    /// A Redis server (`redis://127.0.0.1:6379`) shared with other instances: what a hub
+    /// method sends to everyone, others, a group, a user or a connection then reaches the
+    /// connections of every instance on it. `None`: this instance alone.
+    pub redis_url: Option<String>,
+    /// What `GetInstanceName` answers (null when `None`), so that a client can tell which
+    /// instance behind a load balancer it landed on.
+    pub instance_name: Option<String>,
 }
 
 impl Default for TestServerOptions {
@@ -73,6 +81,8 @@ impl Default for TestServerOptions {
             stateful_reconnect_buffer_size: 100_000,
             ack_delay: Duration::from_secs(1),
             unused_connection_timeout: Duration::from_secs(30),
+            redis_url: None,
+            instance_name: None,
         }
     }
 }
@@ -86,11 +96,23 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Binds 127.0.0.1 and starts serving.
+    /// Binds 127.0.0.1 and starts serving (with a Redis backplane: once subscribed to it).
     pub async fn start(options: TestServerOptions) -> std::io::Result<TestServer> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
         let addr = listener.local_addr()?;
-        let state = Arc::new(ServerState::new(options));
+        let (backplane, subscription) = match &options.redis_url {
+            Some(url) => {
+                let (backplane, subscription) = backplane::Backplane::connect(url)
+                    .await
+                    .map_err(std::io::Error::other)?;
+                (Some(backplane), Some(subscription))
+            }
+            None => (None, None),
+        };
+        let state = Arc::new(ServerState::new(options, backplane));
+        if let Some(subscription) = subscription {
+            tokio::spawn(backplane::deliver_from_redis(subscription, state.clone()));
+        }
         let app = http::router(state.clone());
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -169,12 +191,15 @@ pub(crate) struct ServerState {
     pub(crate) cancelled_streams: AtomicU64,
     /// Ends every connection on shutdown.
     pub(crate) shutdown: tokio_util::sync::CancellationToken,
+    /// Where messages to other connections go when instances share Redis.
+    pub(crate) backplane: Option<backplane::Backplane>,
 }
 
 impl ServerState {
-    fn new(options: TestServerOptions) -> Self {
+    fn new(options: TestServerOptions, backplane: Option<backplane::Backplane>) -> Self {
         ServerState {
             options,
+            backplane,
             by_token: Mutex::default(),
             by_id: Mutex::default(),
             groups: Mutex::default(),

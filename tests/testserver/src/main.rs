@@ -9,7 +9,8 @@ use hublink_testserver::{TestServer, TestServerOptions};
 
 const USAGE: &str = "usage: hublink-testserver [--port N] [--keep-alive-ms N] [--client-timeout-ms N] \
 [--handshake-timeout-ms N] [--long-poll-timeout-ms N] [--max-message-size BYTES] \
-[--no-stateful-reconnect] [--stateful-grace-ms N] [--stateful-buffer-size BYTES] [--ack-delay-ms N]";
+[--no-stateful-reconnect] [--stateful-grace-ms N] [--stateful-buffer-size BYTES] [--ack-delay-ms N] \
+[--redis redis://HOST:PORT] [--instance-name NAME]";
 
 fn parse_args() -> Result<TestServerOptions, String> {
     let mut o = TestServerOptions::default();
@@ -25,6 +26,17 @@ fn parse_args() -> Result<TestServerOptions, String> {
         let value = args
             .next()
             .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+        match flag.as_str() {
+            "--redis" => {
+                o.redis_url = Some(value);
+                continue;
+            }
+            "--instance-name" => {
+                o.instance_name = Some(value);
+                continue;
+            }
+            _ => {}
+        }
         let n: u64 = value
             .parse()
             .map_err(|_| format!("{flag}: '{value}' is not a number\n{USAGE}"))?;
@@ -54,8 +66,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let with_redis = options.redis_url.is_some();
     let server = match TestServer::start(options).await {
         Ok(s) => s,
+        Err(e) if with_redis => {
+            eprintln!("hublink-testserver: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
         Err(e) => {
             eprintln!("hublink-testserver: cannot listen: {e}");
             return ExitCode::FAILURE;

@@ -27,7 +27,7 @@ use crate::ServerState;
 /// How long invocations queued before a connection ended may still take to run.
 const QUEUED_INVOCATIONS_GRACE: Duration = Duration::from_secs(5);
 /// Which hub an endpoint serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum HubKind {
     Test,
     Authorized,
