@@ -33,16 +33,12 @@ rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup targe
 # A real forward proxy for core/tests/proxy*.rs (and the Python and Kotlin proxy tests): the
 # binary alone, no service. Those tests fail without it, they do not skip.
 if ! command -v tinyproxy >/dev/null; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tinyproxy-bin >/dev/null || {
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tinyproxy-bin >/dev/null
-  }
+  scripts/apt-install.sh tinyproxy-bin
 fi
 # A real Redis and HAProxy for the scaled-out testbed (scripts/testbed.sh, core/tests/scale_out.rs):
 # the tests start their own on free ports. They fail without them, they do not skip.
 if ! command -v redis-server >/dev/null || ! command -v haproxy >/dev/null; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server haproxy >/dev/null || {
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server haproxy >/dev/null
-  }
+  scripts/apt-install.sh redis-server haproxy
 fi
 
 step "cargo fmt --check"

@@ -39,15 +39,8 @@ ensure_installed() {
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "testbed: installing ${missing[*]}" >&2
-    # Tests start testbeds in parallel: one installs, the others wait for it.
-    (
-      flock 9
-      command -v redis-server >/dev/null && command -v haproxy >/dev/null && exit 0
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 || {
-        apt-get update -qq >/dev/null 2>&1 &&
-          DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1
-      }
-    ) 9>"${TMPDIR:-/tmp}/hublink-testbed-install.lock" || true
+    # Tests start testbeds in parallel: the script installs one at a time.
+    "$(dirname "$0")/apt-install.sh" "${missing[@]}" || true
   fi
   command -v redis-server >/dev/null && command -v haproxy >/dev/null ||
     die "redis-server and haproxy are needed and could not be installed (apt-get install redis-server haproxy)"

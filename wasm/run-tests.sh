@@ -19,9 +19,7 @@ say() { printf '\n== %s\n' "$*"; }
 
 if ! command -v chromium >/dev/null; then
     say "installing chromium (apt)"
-    apt-get install -y chromium chromium-driver >/dev/null || {
-        apt-get update >/dev/null && apt-get install -y chromium chromium-driver >/dev/null
-    }
+    "$ROOT/scripts/apt-install.sh" chromium chromium-driver
 fi
 rustup target list --installed | grep -qx wasm32-unknown-unknown ||
     rustup target add wasm32-unknown-unknown
