@@ -50,7 +50,7 @@ pub use hub::arguments::{
     Argument, Arguments, FromArguments, IntoArgument, IntoArguments, UploadSender, UploadStream,
 };
 pub use hub::builder::HubConnectionBuilder;
-pub use hub::call_trace::CALL_SPAN_TARGET;
+pub use hub::call_trace::{with_trace_context, TraceContext, CALL_SPAN_TARGET};
 pub use hub::connection::HubConnection;
 pub use hub::events::{ConnectionEvent, ConnectionEvents};
 pub use hub::handlers::{Handler, HandlerId, HandlerOutcome, HandlerOutput};

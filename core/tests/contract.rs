@@ -635,3 +635,33 @@ fn transport_kinds_are_named_as_in_the_official_clients() {
         [TransportKind::LongPolling, TransportKind::WebSockets]
     );
 }
+
+// scenario: any.any.tracing.caller-context
+#[tokio::test]
+async fn a_caller_trace_context_reaches_the_server_in_the_invocation_headers() {
+    const PARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let server = server().await;
+    for protocol in [HubProtocol::Json, HubProtocol::MessagePack] {
+        let connection = connect(options(&server, "/testhub", "WebSockets", protocol)).await;
+        let context = hublink::TraceContext::new(PARENT, Some("congo=t61rcWkgMzE")).unwrap();
+        let call = hublink::with_trace_context(context, || {
+            connection.invoke_value("GetInvocationHeaders", ())
+        });
+        let expected = Value::Map(vec![
+            (Value::from("traceparent"), Value::from(PARENT)),
+            (Value::from("tracestate"), Value::from("congo=t61rcWkgMzE")),
+        ]);
+        assert_eq!(
+            timeout(WAIT, call).await.unwrap().unwrap(),
+            expected,
+            "{protocol:?}"
+        );
+        // Outside the scope, calls carry no trace context.
+        let plain = connection.invoke_value("GetInvocationHeaders", ());
+        assert_eq!(
+            timeout(WAIT, plain).await.unwrap().unwrap(),
+            Value::Map(vec![])
+        );
+        connection.stop().await.unwrap();
+    }
+}

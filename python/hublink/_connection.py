@@ -33,7 +33,7 @@ from typing import (
     overload,
 )
 
-from . import _bridge, _native
+from . import _bridge, _native, _tracing
 
 Handler = Callable[..., Any]
 H = TypeVar("H", bound=Callable[..., Any])
@@ -258,7 +258,7 @@ class HubConnectionBuilder:
 
             raise InvalidArgumentError("The 'url' argument is required: call with_url() first.")
         native = _native.HubConnection(self._url, headers=list(self._headers), **self._options)
-        return HubConnection(native)
+        return HubConnection(native, _tracing.CallTarget(self._url))
 
 
 def _returns_result(handler: Callable[..., Any]) -> bool:
@@ -278,12 +278,22 @@ class HubStream(AsyncIterator[Any]):
     :meth:`cancel`) cancels the stream on the server.
     """
 
-    __slots__ = ("_native", "_items", "_ended")
+    __slots__ = ("_native", "_items", "_ended", "_span")
 
-    def __init__(self, native: _native.StreamReader) -> None:
+    def __init__(self, native: _native.StreamReader, span: Any = None) -> None:
         self._native = native
         self._items: Deque[Any] = deque()
         self._ended = False
+        self._span = span
+
+    def _end_span(self, error: Optional[BaseException] = None) -> None:
+        span, self._span = self._span, None
+        if span is None:
+            return
+        if error is None:
+            span.end()
+        else:
+            _tracing.end_failed(span, type(error).__name__)
 
     def __aiter__(self) -> "HubStream":
         return self
@@ -295,9 +305,14 @@ class HubStream(AsyncIterator[Any]):
                 raise StopAsyncIteration
             future: "asyncio.Future[Optional[List[Any]]]" = asyncio.get_running_loop().create_future()
             self._native.next_batch(_bridge.current(), future)
-            batch = await future
+            try:
+                batch = await future
+            except BaseException as error:
+                self._end_span(error)
+                raise
             if batch is None:
                 self._ended = True
+                self._end_span()
                 raise StopAsyncIteration
             items.extend(batch)
         return items.popleft()
@@ -306,6 +321,7 @@ class HubStream(AsyncIterator[Any]):
         """Cancels the stream: the server is told, iteration ends."""
         self._items.clear()
         self._ended = True
+        self._end_span()
         self._native.cancel()
 
     async def aclose(self) -> None:
@@ -319,8 +335,9 @@ class HubConnection:
     ``async with connection:`` starts it and stops it.
     """
 
-    def __init__(self, native: _native.HubConnection) -> None:
+    def __init__(self, native: _native.HubConnection, call_target: _tracing.CallTarget) -> None:
         self._native = native
+        self._call_target = call_target
 
     def __repr__(self) -> str:
         return repr(self._native)
@@ -365,20 +382,41 @@ class HubConnection:
         made one after another reach the server in that order, as in the official clients.
         """
         future: "asyncio.Future[Any]" = asyncio.get_running_loop().create_future()
-        self._native.invoke(_bridge.current(), future, method, args)
+        span, (traceparent, tracestate) = self._call_target.start(method)
+        try:
+            self._native.invoke(_bridge.current(), future, method, args, traceparent, tracestate)
+        except BaseException as error:
+            if span is not None:
+                _tracing.end_failed(span, type(error).__name__)
+            raise
+        _tracing.end_with(span, future)
         return future
 
     def send(self, method: str, *args: Any) -> "asyncio.Future[None]":
         """Invokes a hub method without waiting for its result (fire-and-forget); the returned
         future resolves once the invocation is written. Sent when ``send`` is called."""
         future: "asyncio.Future[None]" = asyncio.get_running_loop().create_future()
-        self._native.send(_bridge.current(), future, method, args)
+        span, (traceparent, tracestate) = self._call_target.start(method)
+        try:
+            self._native.send(_bridge.current(), future, method, args, traceparent, tracestate)
+        except BaseException as error:
+            if span is not None:
+                _tracing.end_failed(span, type(error).__name__)
+            raise
+        _tracing.end_with(span, future)
         return future
 
     def stream(self, method: str, *args: Any) -> HubStream:
         """Starts a server-to-client stream (the invocation is sent now):
         ``async for item in conn.stream("Counter", 10)``."""
-        return HubStream(self._native.stream(_bridge.current(), method, args))
+        span, (traceparent, tracestate) = self._call_target.start(method)
+        try:
+            native = self._native.stream(_bridge.current(), method, args, traceparent, tracestate)
+        except BaseException as error:
+            if span is not None:
+                _tracing.end_failed(span, type(error).__name__)
+            raise
+        return HubStream(native, span)
 
     @overload
     def on(self, method: str) -> Callable[[H], H]: ...

@@ -56,12 +56,31 @@ class HubConnection:
     def start(self, bridge: Bridge, future: asyncio.Future[None]) -> None: ...
     def stop(self, bridge: Bridge, future: asyncio.Future[None]) -> None: ...
     def invoke(
-        self, bridge: Bridge, future: asyncio.Future[Any], method: str, args: Tuple[Any, ...]
+        self,
+        bridge: Bridge,
+        future: asyncio.Future[Any],
+        method: str,
+        args: Tuple[Any, ...],
+        traceparent: Optional[str] = None,
+        tracestate: Optional[str] = None,
     ) -> None: ...
     def send(
-        self, bridge: Bridge, future: asyncio.Future[None], method: str, args: Tuple[Any, ...]
+        self,
+        bridge: Bridge,
+        future: asyncio.Future[None],
+        method: str,
+        args: Tuple[Any, ...],
+        traceparent: Optional[str] = None,
+        tracestate: Optional[str] = None,
     ) -> None: ...
-    def stream(self, bridge: Bridge, method: str, args: Tuple[Any, ...]) -> StreamReader: ...
+    def stream(
+        self,
+        bridge: Bridge,
+        method: str,
+        args: Tuple[Any, ...],
+        traceparent: Optional[str] = None,
+        tracestate: Optional[str] = None,
+    ) -> StreamReader: ...
     def on(self, method: str, handler: Callable[..., Any], result: bool) -> None: ...
     def off(self, method: str, handler: Optional[Callable[..., Any]] = None) -> None: ...
     def on_event(self, event: str, callback: Callable[[Any], Any]) -> None: ...

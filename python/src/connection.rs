@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use hublink::{
     Argument, Arguments, BoxFuture, ConnectionOptions, DefaultRetryPolicy, Error, Handler,
-    HandlerOutcome, HubProtocol, Payload, SharedRuntime, UploadStream, Value,
+    HandlerOutcome, HubProtocol, Payload, SharedRuntime, TraceContext, UploadStream, Value,
 };
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -296,49 +296,67 @@ impl HubConnection {
         );
     }
 
+    #[pyo3(signature = (bridge, future, method, args, traceparent=None, tracestate=None))]
+    #[allow(clippy::too_many_arguments)]
     fn invoke(
         &self,
+        py: Python<'_>,
         bridge: &Bound<'_, Bridge>,
         future: Py<PyAny>,
         method: &str,
         args: &Bound<'_, PyTuple>,
+        traceparent: Option<&str>,
+        tracestate: Option<&str>,
     ) -> PyResult<()> {
+        let trace = trace_context(py, traceparent, tracestate)?;
         let bridge = bridge.get().inner();
         let arguments = self.arguments(&bridge, args)?;
-        self.core.invoke_then(method, arguments, move |outcome| {
-            resolve(bridge, future, outcome)
+        with_caller_trace(trace, || {
+            self.core.invoke_then(method, arguments, move |outcome| {
+                resolve(bridge, future, outcome)
+            })
         });
         Ok(())
     }
 
+    #[pyo3(signature = (bridge, future, method, args, traceparent=None, tracestate=None))]
+    #[allow(clippy::too_many_arguments)]
     fn send(
         &self,
+        py: Python<'_>,
         bridge: &Bound<'_, Bridge>,
         future: Py<PyAny>,
         method: &str,
         args: &Bound<'_, PyTuple>,
+        traceparent: Option<&str>,
+        tracestate: Option<&str>,
     ) -> PyResult<()> {
+        let trace = trace_context(py, traceparent, tracestate)?;
         let bridge = bridge.get().inner();
         let arguments = self.arguments(&bridge, args)?;
-        self.core.send_then(method, arguments, move |outcome| {
-            resolve(bridge, future, outcome.map(|()| Value::Null))
+        with_caller_trace(trace, || {
+            self.core.send_then(method, arguments, move |outcome| {
+                resolve(bridge, future, outcome.map(|()| Value::Null))
+            })
         });
         Ok(())
     }
 
     /// A server-to-client stream, submitted now.
+    #[pyo3(signature = (bridge, method, args, traceparent=None, tracestate=None))]
     fn stream(
         &self,
         py: Python<'_>,
         bridge: &Bound<'_, Bridge>,
         method: &str,
         args: &Bound<'_, PyTuple>,
+        traceparent: Option<&str>,
+        tracestate: Option<&str>,
     ) -> PyResult<StreamReader> {
+        let trace = trace_context(py, traceparent, tracestate)?;
         let bridge = bridge.get().inner();
         let arguments = self.arguments(&bridge, args)?;
-        let stream = self
-            .core
-            .stream_value(method, arguments)
+        let stream = with_caller_trace(trace, || self.core.stream_value(method, arguments))
             .map_err(|e| to_py_err(py, e))?;
         Ok(StreamReader::new(stream))
     }
@@ -440,5 +458,26 @@ impl hublink::RetryPolicy for PythonRetryPolicy {
             }
         })
         .flatten()
+    }
+}
+
+/// The caller's W3C trace context (made by the Python layer from the current OpenTelemetry
+/// span), checked.
+fn trace_context(
+    py: Python<'_>,
+    traceparent: Option<&str>,
+    tracestate: Option<&str>,
+) -> PyResult<Option<TraceContext>> {
+    traceparent
+        .map(|parent| TraceContext::new(parent, tracestate))
+        .transpose()
+        .map_err(|e| to_py_err(py, e))
+}
+
+/// Runs `call` inside the caller's trace context, if there is one.
+fn with_caller_trace<R>(trace: Option<TraceContext>, call: impl FnOnce() -> R) -> R {
+    match trace {
+        Some(context) => hublink::with_trace_context(context, call),
+        None => call(),
     }
 }

@@ -8,12 +8,96 @@
 //!
 //! With the `opentelemetry` feature, a span that `tracing-opentelemetry` records puts its W3C
 //! trace context (`traceparent`, `tracestate`) into the invocation's headers, so the trace
-//! continues in the server's hub method.
+//! continues in the server's hub method. Bindings, whose callers trace in their own language,
+//! hand the caller's context in with [`with_trace_context`] instead.
+
+use std::cell::RefCell;
 
 use tracing::Span;
 use url::Url;
 
-use crate::error::Error;
+use crate::error::{Error, Result};
+
+/// A W3C trace context (`traceparent` and optional `tracestate`) made by the caller, for the
+/// calls made inside [`with_trace_context`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceContext {
+    traceparent: String,
+    tracestate: Option<String>,
+}
+
+impl TraceContext {
+    /// Checks `traceparent`'s form (`00-<32 hex>-<16 hex>-<2 hex>`, lowercase, ids not all
+    /// zero); an empty `tracestate` counts as none.
+    ///
+    /// ```
+    /// let context = hublink::TraceContext::new(
+    ///     "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    ///     Some("congo=t61rcWkgMzE"),
+    /// )
+    /// .unwrap();
+    /// assert!(hublink::TraceContext::new("00-zz", None).is_err());
+    /// # drop(context);
+    /// ```
+    pub fn new(traceparent: &str, tracestate: Option<&str>) -> Result<Self> {
+        let parts: Vec<&str> = traceparent.split('-').collect();
+        let hex = |part: &str, len: usize| {
+            part.len() == len && part.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        };
+        let well_formed = parts.len() == 4
+            && hex(parts[0], 2)
+            && parts[0] != "ff"
+            && hex(parts[1], 32)
+            && parts[1].bytes().any(|b| b != b'0')
+            && hex(parts[2], 16)
+            && parts[2].bytes().any(|b| b != b'0')
+            && hex(parts[3], 2);
+        if !well_formed {
+            return Err(Error::invalid_argument(format!(
+                "'{traceparent}' is not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)."
+            )));
+        }
+        Ok(TraceContext {
+            traceparent: traceparent.to_owned(),
+            tracestate: tracestate.filter(|s| !s.is_empty()).map(str::to_owned),
+        })
+    }
+
+    fn headers(&self) -> Vec<(String, String)> {
+        let mut headers = vec![("traceparent".to_owned(), self.traceparent.clone())];
+        if let Some(state) = &self.tracestate {
+            headers.push(("tracestate".to_owned(), state.clone()));
+        }
+        headers
+    }
+}
+
+thread_local! {
+    static CALLER_TRACE_CONTEXT: RefCell<Option<TraceContext>> = const { RefCell::new(None) };
+}
+
+/// Runs `calls` with `context` as the trace context of every invoke, send and stream it makes
+/// on this thread (a call is submitted, and its headers written, before it returns). For
+/// bindings and callers that trace outside `tracing`; a call span that `tracing-opentelemetry`
+/// records (feature `opentelemetry`) takes precedence.
+///
+/// ```no_run
+/// # fn demo(connection: hublink::HubConnection, context: hublink::TraceContext) {
+/// let echoed = hublink::with_trace_context(context, || connection.invoke_value("Echo", ("hi",)));
+/// # drop(echoed); }
+/// ```
+pub fn with_trace_context<R>(context: TraceContext, calls: impl FnOnce() -> R) -> R {
+    struct Restore(Option<TraceContext>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            CALLER_TRACE_CONTEXT.with(|current| *current.borrow_mut() = previous);
+        }
+    }
+    let previous = CALLER_TRACE_CONTEXT.with(|current| current.borrow_mut().replace(context));
+    let _restore = Restore(previous);
+    calls()
+}
 
 /// The target (the .NET client's `ActivitySource` name) of every call span.
 pub const CALL_SPAN_TARGET: &str = "Microsoft.AspNetCore.SignalR.Client";
@@ -74,9 +158,24 @@ pub(crate) fn record_failure(span: &Span, error: &Error) {
     }
 }
 
-/// The invocation headers that carry `span`'s trace context to the server: `traceparent` and
-/// `tracestate` (W3C Trace Context), or none when the span is not recorded by OpenTelemetry.
+/// The invocation headers that carry the call's trace context to the server: `traceparent`
+/// and `tracestate` (W3C Trace Context) of `span` when OpenTelemetry records it, else of the
+/// caller's [`with_trace_context`], else none.
 pub(crate) fn trace_headers(span: &Span) -> Vec<(String, String)> {
+    let headers = span_trace_headers(span);
+    if !headers.is_empty() {
+        return headers;
+    }
+    CALLER_TRACE_CONTEXT.with(|current| {
+        current
+            .borrow()
+            .as_ref()
+            .map(TraceContext::headers)
+            .unwrap_or_default()
+    })
+}
+
+fn span_trace_headers(span: &Span) -> Vec<(String, String)> {
     #[cfg(feature = "opentelemetry")]
     {
         use opentelemetry::trace::TraceContextExt;
@@ -115,6 +214,43 @@ pub(crate) fn trace_headers(span: &Span) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_caller_trace_context_is_checked_and_applies_inside_its_scope_only() {
+        const PARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        for bad in [
+            "",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",
+            "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
+            "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+            "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        ] {
+            assert!(TraceContext::new(bad, None).is_err(), "{bad:?}");
+        }
+        let context = TraceContext::new(PARENT, Some("")).unwrap();
+        assert!(trace_headers(&Span::none()).is_empty());
+        let inside = with_trace_context(context, || {
+            let nested = TraceContext::new(PARENT, Some("a=b")).unwrap();
+            let nested = with_trace_context(nested, || trace_headers(&Span::none()));
+            (nested, trace_headers(&Span::none()))
+        });
+        assert_eq!(
+            inside.0,
+            vec![
+                ("traceparent".to_owned(), PARENT.to_owned()),
+                ("tracestate".to_owned(), "a=b".to_owned())
+            ]
+        );
+        assert_eq!(
+            inside.1,
+            vec![("traceparent".to_owned(), PARENT.to_owned())]
+        );
+        assert!(
+            trace_headers(&Span::none()).is_empty(),
+            "restored after the scope"
+        );
+    }
 
     #[test]
     fn the_service_is_the_hub_path_and_the_port_is_known_for_the_scheme() {
