@@ -40,8 +40,9 @@ pub(crate) struct EventStreamParser {
     kind: Option<String>,
     /// The last chunk ended with CR: an LF first in the next one belongs to it.
     after_cr: bool,
-    /// Nothing but a prefix of a byte order mark has arrived yet (held in `line`).
-    at_stream_start: bool,
+    /// At the stream's start: how many bytes of a byte order mark arrived so far (they are
+    /// the mark's, so nothing is held for them); `None` once the start is past.
+    mark_seen: Option<usize>,
     limit: usize,
 }
 
@@ -55,7 +56,7 @@ impl EventStreamParser {
             data: String::new(),
             kind: None,
             after_cr: false,
-            at_stream_start: true,
+            mark_seen: Some(0),
             limit,
         }
     }
@@ -66,22 +67,23 @@ impl EventStreamParser {
         mut chunk: &[u8],
         mut on_event: impl FnMut(Event),
     ) -> Result<(), TooLarge> {
-        if self.at_stream_start {
-            let take = (BYTE_ORDER_MARK.len() - self.line.len()).min(chunk.len());
-            self.line.extend_from_slice(&chunk[..take]);
-            chunk = &chunk[take..];
-            if self.line == BYTE_ORDER_MARK {
-                self.line.clear();
-            } else if BYTE_ORDER_MARK.starts_with(&self.line) {
+        if let Some(seen) = self.mark_seen {
+            let matching = chunk
+                .iter()
+                .zip(&BYTE_ORDER_MARK[seen..])
+                .take_while(|(got, want)| got == want)
+                .count();
+            if seen + matching == BYTE_ORDER_MARK.len() {
+                self.mark_seen = None;
+                chunk = &chunk[matching..];
+            } else if matching == chunk.len() {
+                self.mark_seen = Some(seen + matching);
                 return Ok(());
             } else {
-                // No mark: what was held is the stream's first bytes.
-                self.at_stream_start = false;
-                let first = std::mem::take(&mut self.line);
-                self.feed_lines(&first, &mut on_event)?;
-                return self.feed_lines(chunk, &mut on_event);
+                // No mark: the bytes that looked like one begin the stream.
+                self.mark_seen = None;
+                self.feed_lines(&BYTE_ORDER_MARK[..seen], &mut on_event)?;
             }
-            self.at_stream_start = false;
         }
         self.feed_lines(chunk, &mut on_event)
     }
@@ -283,6 +285,11 @@ mod tests {
             parse_chunks(&[b"\n", b"data: f\n\n"], 1024).unwrap(),
             vec![message("f")]
         );
+        // Found by the `sse_event_stream` fuzz target: a mark's first byte was held as line
+        // bytes, past a limit of 0.
+        let mut parser = EventStreamParser::new(0);
+        parser.feed(b"\xEF", |_| {}).unwrap();
+        assert!(parser.line.is_empty() && parser.data.is_empty());
     }
 
     #[test]
