@@ -280,20 +280,11 @@ class HubStream(AsyncIterator[Any]):
 
     __slots__ = ("_native", "_items", "_ended", "_span")
 
-    def __init__(self, native: _native.StreamReader, span: Any = None) -> None:
+    def __init__(self, native: _native.StreamReader, span: _tracing.CallSpan = _tracing.NO_SPAN) -> None:
         self._native = native
         self._items: Deque[Any] = deque()
         self._ended = False
         self._span = span
-
-    def _end_span(self, error: Optional[BaseException] = None) -> None:
-        span, self._span = self._span, None
-        if span is None:
-            return
-        if error is None:
-            span.end()
-        else:
-            _tracing.end_failed(span, type(error).__name__)
 
     def __aiter__(self) -> "HubStream":
         return self
@@ -308,11 +299,11 @@ class HubStream(AsyncIterator[Any]):
             try:
                 batch = await future
             except BaseException as error:
-                self._end_span(error)
+                self._span.end(error)
                 raise
             if batch is None:
                 self._ended = True
-                self._end_span()
+                self._span.end()
                 raise StopAsyncIteration
             items.extend(batch)
         return items.popleft()
@@ -321,7 +312,7 @@ class HubStream(AsyncIterator[Any]):
         """Cancels the stream: the server is told, iteration ends."""
         self._items.clear()
         self._ended = True
-        self._end_span()
+        self._span.end()
         self._native.cancel()
 
     async def aclose(self) -> None:
@@ -382,41 +373,26 @@ class HubConnection:
         made one after another reach the server in that order, as in the official clients.
         """
         future: "asyncio.Future[Any]" = asyncio.get_running_loop().create_future()
-        span, (traceparent, tracestate) = self._call_target.start(method)
-        try:
-            self._native.invoke(_bridge.current(), future, method, args, traceparent, tracestate)
-        except BaseException as error:
-            if span is not None:
-                _tracing.end_failed(span, type(error).__name__)
-            raise
-        _tracing.end_with(span, future)
+        with self._call_target.start(method) as call:
+            self._native.invoke(_bridge.current(), future, method, args, *call.trace)
+        call.end_with(future)
         return future
 
     def send(self, method: str, *args: Any) -> "asyncio.Future[None]":
         """Invokes a hub method without waiting for its result (fire-and-forget); the returned
         future resolves once the invocation is written. Sent when ``send`` is called."""
         future: "asyncio.Future[None]" = asyncio.get_running_loop().create_future()
-        span, (traceparent, tracestate) = self._call_target.start(method)
-        try:
-            self._native.send(_bridge.current(), future, method, args, traceparent, tracestate)
-        except BaseException as error:
-            if span is not None:
-                _tracing.end_failed(span, type(error).__name__)
-            raise
-        _tracing.end_with(span, future)
+        with self._call_target.start(method) as call:
+            self._native.send(_bridge.current(), future, method, args, *call.trace)
+        call.end_with(future)
         return future
 
     def stream(self, method: str, *args: Any) -> HubStream:
         """Starts a server-to-client stream (the invocation is sent now):
         ``async for item in conn.stream("Counter", 10)``."""
-        span, (traceparent, tracestate) = self._call_target.start(method)
-        try:
-            native = self._native.stream(_bridge.current(), method, args, traceparent, tracestate)
-        except BaseException as error:
-            if span is not None:
-                _tracing.end_failed(span, type(error).__name__)
-            raise
-        return HubStream(native, span)
+        with self._call_target.start(method) as call:
+            native = self._native.stream(_bridge.current(), method, args, *call.trace)
+        return HubStream(native, call)
 
     @overload
     def on(self, method: str) -> Callable[[H], H]: ...

@@ -22,6 +22,53 @@ TraceHeaders = Tuple[Optional[str], Optional[str]]
 NO_TRACE: TraceHeaders = (None, None)
 
 
+class CallSpan:
+    """One call's span (or none): ``with`` it around the native call, which ends it failed if
+    the call raises; then :meth:`end_with` the call's future, or :meth:`end` it."""
+
+    __slots__ = ("_span", "trace")
+
+    def __init__(self, span: Any = None, trace: TraceHeaders = NO_TRACE) -> None:
+        self._span = span
+        #: ``traceparent`` and ``tracestate`` for the native call.
+        self.trace = trace
+
+    def __enter__(self) -> "CallSpan":
+        return self
+
+    def __exit__(self, kind: Any, error: Optional[BaseException], traceback: Any) -> None:
+        if error is not None:
+            self.end(error)
+
+    def end_with(self, future: "asyncio.Future[Any]") -> None:
+        """Ends the span when ``future`` is done, failed if it failed."""
+        if self._span is None:
+            return
+
+        def done(finished: "asyncio.Future[Any]") -> None:
+            if finished.cancelled():
+                self.end(asyncio.CancelledError())
+            else:
+                self.end(finished.exception())
+
+        future.add_done_callback(done)
+
+    def end(self, error: Optional[BaseException] = None) -> None:
+        """Ends the span (once), failed with ``error``'s type as the .NET client marks its
+        activity."""
+        span, self._span = self._span, None
+        if span is None:
+            return
+        if error is not None:
+            span.set_attribute("error.type", type(error).__name__)
+            span.set_status(Status(StatusCode.ERROR))
+        span.end()
+
+
+#: The span of a call nobody traces: every method does nothing.
+NO_SPAN = CallSpan()
+
+
 class CallTarget:
     """What every span of one connection says about the server."""
 
@@ -38,11 +85,11 @@ class CallTarget:
             "server.port": port,
         }
 
-    def start(self, method: str) -> Tuple[Any, TraceHeaders]:
-        """A started span for a call of ``method`` and its trace headers; ``(None, NO_TRACE)``
-        without OpenTelemetry or a recording tracer."""
+    def start(self, method: str) -> CallSpan:
+        """A started span for a call of ``method``; :data:`NO_SPAN` without OpenTelemetry or a
+        recording tracer."""
         if _trace is None:
-            return None, NO_TRACE
+            return NO_SPAN
         name = f"{self.service}/{method}" if self.service else method
         span = _trace.get_tracer(TRACER_NAME).start_span(
             name,
@@ -52,29 +99,8 @@ class CallTarget:
         context = span.get_span_context()
         if not context.is_valid:
             span.end()
-            return None, NO_TRACE
+            return NO_SPAN
         traceparent = f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
         tracestate = context.trace_state.to_header() or None
-        return span, (traceparent, tracestate)
+        return CallSpan(span, (traceparent, tracestate))
 
-
-def end_with(span: Any, future: "asyncio.Future[Any]") -> None:
-    """Ends ``span`` when ``future`` is done, failed if it failed."""
-    if span is None:
-        return
-
-    def done(finished: "asyncio.Future[Any]") -> None:
-        error = None if finished.cancelled() else finished.exception()
-        if finished.cancelled() or error is not None:
-            end_failed(span, "CancelledError" if error is None else type(error).__name__)
-        else:
-            span.end()
-
-    future.add_done_callback(done)
-
-
-def end_failed(span: Any, error_type: str) -> None:
-    """Ends ``span`` as failed with ``error_type``, as the .NET client marks its activity."""
-    span.set_attribute("error.type", error_type)
-    span.set_status(Status(StatusCode.ERROR))
-    span.end()

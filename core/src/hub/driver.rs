@@ -174,6 +174,10 @@ pub(crate) struct Driver {
     /// A message waiting for room in its stream's buffer: nothing is read until it has some.
     stall: Option<Stall>,
     stop_requested: Option<watch::Receiver<bool>>,
+    /// Whether each frame goes out as a POST the server may refuse while the connection lives
+    /// on (SSE, Long Polling). On a WebSocket a failed write ends the connection, which fails
+    /// every pending call anyway, so its invocations need no report.
+    sends_by_post: bool,
     /// Where the `written` of an invocation's frame reports a failed send.
     unsent_sender: mpsc::UnboundedSender<(Unsent, Error)>,
     unsent: mpsc::UnboundedReceiver<(Unsent, Error)>,
@@ -200,6 +204,7 @@ impl Driver {
         };
         let (unsent_sender, unsent) = mpsc::unbounded_channel();
         Driver {
+            sends_by_post: link.kind != TransportKind::WebSockets,
             unsent_sender,
             unsent,
             replay,
@@ -484,13 +489,13 @@ impl Driver {
             Command::Send { frame, written } => self.enqueue(frame, written),
             Command::Invoke { id, frame, reply } => {
                 self.pending.add_numbered_invoke(id, reply);
-                let written = self.report_if_unsent(Unsent::Invoke(id));
-                self.enqueue(frame, Some(written));
+                let written = self.report_if_unsent(|| Unsent::Invoke(id));
+                self.enqueue(frame, written);
             }
             Command::Stream { id, frame, items } => {
-                let written = self.report_if_unsent(Unsent::Stream(id.clone()));
+                let written = self.report_if_unsent(|| Unsent::Stream(id.clone()));
                 self.pending.add_stream(id, items);
-                self.enqueue(frame, Some(written));
+                self.enqueue(frame, written);
             }
             Command::CancelStream { id } => {
                 let stalled = self
@@ -514,15 +519,19 @@ impl Driver {
         None
     }
 
-    /// The `written` of an invocation's frame: a failed send comes back to the loop, which
-    /// fails the call (the official clients reject the call with the send's error).
-    fn report_if_unsent(&self, call: Unsent) -> Reply<()> {
-        let unsent = self.unsent_sender.clone();
-        Reply::callback(Box::new(move |outcome| {
+    /// The `written` of an invocation's frame on a transport that sends by POST: a failed
+    /// send comes back to the loop, which fails the call (the official clients reject the
+    /// call with the send's error).
+    fn report_if_unsent(&self, call: impl FnOnce() -> Unsent) -> Option<Reply<()>> {
+        if !self.sends_by_post {
+            return None;
+        }
+        let (unsent, call) = (self.unsent_sender.clone(), call());
+        Some(Reply::callback(Box::new(move |outcome| {
             if let Err(error) = outcome {
                 let _ = unsent.send((call, error));
             }
-        }))
+        })))
     }
 
     fn on_unsent(&mut self, call: Unsent, error: Error) {
